@@ -1,0 +1,374 @@
+"""The assistant: one typed question in, one sourced plain-language Reply out.
+
+Every front end (REPL, ``ask``, Telegram) calls :meth:`Assistant.reply`. The
+steps follow DESIGN.md: one spaCy Doc, mentions, intent (safety first), context,
+template. Nothing here holds a product, a fact or an answer text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import spacy
+from spacy.language import Language
+
+from bot.render import Renderer
+from bot.reply import Reply
+from bot.session import Context, SessionStore
+from intents.catalog import DATA_DIR as INTENTS_DIR
+from intents.catalog import Catalog, load_catalog
+from intents.matcher import IntentMatcher, Prediction
+from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
+from knowledge.loader import KnowledgeBase, load_knowledge
+from knowledge.resolver import Resolution, Resolver, normalize
+
+__all__ = ["Assistant", "build_nlp"]
+
+log = logging.getLogger(__name__)
+
+#: Longer messages are answered from their beginning; the reply says so.
+MAX_CHARS = 2000
+SAFETY = ("emergency", "personal_advice")
+SMALL_TALK = ("greeting", "thanks", "help", "about_bot")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def build_nlp() -> Language:
+    """A blank English pipeline with the lookup lemmatizer; no model is downloaded."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
+@dataclass
+class _Turn:
+    """Everything worked out about one message before rendering."""
+
+    text: str
+    normalized: str
+    resolution: Resolution | None = None
+    prediction: Prediction | None = None
+    intent: str = "out_of_scope"
+    confidence: float = 0.0
+    products: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    did_you_mean: list[str] = field(default_factory=list)
+    retry_questions: list[str] = field(default_factory=list)
+    reason: str = ""
+    language: str | None = None
+    truncated: bool = False
+    from_context: bool = False
+
+
+class Assistant:
+    """Answers questions about FDA-approved cell and gene therapies.
+
+    Builds the spaCy pipeline, the knowledge base, the name resolver, the intent
+    matcher and the templates once; :meth:`reply` is then cheap and never raises.
+
+    Args:
+        knowledge_dir (Path): folder of knowledge files (default: the packaged ones).
+        intents_dir (Path): folder of the intent catalog (default: the packaged one).
+        sessions (SessionStore): where conversation context is kept (default: in memory).
+    """
+
+    def __init__(
+        self,
+        knowledge_dir: Path = KNOWLEDGE_DIR,
+        intents_dir: Path = INTENTS_DIR,
+        sessions: SessionStore | None = None,
+    ) -> None:
+        self.knowledge: KnowledgeBase = load_knowledge(knowledge_dir)
+        self.catalog: Catalog = load_catalog(intents_dir)
+        self.nlp = build_nlp()
+        self.resolver = Resolver(self.knowledge, self.nlp)
+        self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common)
+        self.renderer = Renderer(self.catalog.responses_dir, self.knowledge)
+        self.sessions = sessions or SessionStore()
+        scope = self.catalog.scope
+        self._follow_words = frozenset(scope.follow_up_words)
+        self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def reply(self, text: str, session: str | None = None) -> Reply:
+        """Answer one message; ``session`` ties messages of one conversation together."""
+        try:
+            return self._reply(text if isinstance(text, str) else str(text), session)
+        except Exception:  # the contract: reply never raises on anything a person can type
+            log.exception("could not answer a message")
+            return Reply(
+                intent="out_of_scope",
+                confidence=0.0,
+                text=(
+                    "Sorry, something went wrong while I was answering. Please try asking in a "
+                    "different way.\n\nFor questions about your own health, please talk to your "
+                    "healthcare provider."
+                ),
+            )
+
+    def reset(self, session: str) -> None:
+        """Forget the subject of a conversation (``/reset``)."""
+        self.sessions.reset(session)
+
+    def forget(self, session: str) -> None:
+        """Remove everything held about a session (``/forget``); only its context is held."""
+        self.sessions.reset(session)
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def _reply(self, raw: str, session: str | None) -> Reply:
+        context = self.sessions.get(session)
+        turn = self._understand(raw, context)
+        reply = self._render(turn)
+        self._remember(session, context, turn)
+        return reply
+
+    def _understand(self, raw: str, context: Context) -> _Turn:
+        text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", raw))
+        truncated = len(text) > MAX_CHARS
+        text = text[:MAX_CHARS]
+        normalized = " ".join(normalize(text).split())
+        turn = _Turn(text=text, normalized=normalized, truncated=truncated)
+        if not re.search(r"[^\W\d_]", normalized):
+            turn.intent, turn.confidence = "out_of_scope", 1.0
+            turn.reason = "empty" if not normalized else "no_words"
+            return turn
+        turn.language = self._language(normalized)
+        safety = self.matcher.safety(normalized)
+        resolution = self.resolver.resolve(text)
+        turn.resolution = resolution
+        turn.products = resolution.ids("product")
+        turn.conditions = resolution.ids("condition")
+        turn.groups = resolution.ids("group")
+        turn.topics = resolution.ids("topic")
+        turn.others = resolution.ids("other")
+        turn.did_you_mean = [p for p in resolution.did_you_mean if p not in turn.products]
+        if safety is not None:
+            turn.prediction = safety
+            turn.intent, turn.confidence, turn.reason = safety.intent, safety.confidence, safety.reason
+            if safety.intent == "personal_advice" and not turn.products and self._is_follow_up(turn, context):
+                turn.products, turn.from_context = list(context.products), True
+            return turn
+        if turn.language is not None:
+            turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
+            return turn
+        prediction = self.matcher.classify(normalized, resolution)
+        turn.prediction = prediction
+        turn.intent, turn.confidence = prediction.intent, prediction.confidence
+        self._apply_context(turn, context)
+        self._apply_scope(turn)
+        return turn
+
+    def _language(self, normalized: str) -> str | None:
+        """The language of a message that is clearly not English, else None."""
+        letters = [ch for ch in normalized if ch.isalpha()]
+        if letters and sum(ch.isascii() for ch in letters) / len(letters) < 0.5:
+            return "other"
+        words = re.findall(r"[^\W\d_]+", normalized)
+        if len(words) < 2:
+            return None
+        english = sum(w in self.nlp.Defaults.stop_words for w in words)
+        for lang, vocab in self._languages.items():
+            hits = sum(w in vocab for w in words)
+            if hits >= 2 and hits > english and hits >= len(words) / 3:
+                return lang
+        return None
+
+    def _is_follow_up(self, turn: _Turn, context: Context) -> bool:
+        words = turn.normalized.split()
+        return bool(context.products or context.conditions or context.topics) and (
+            len(words) <= self.catalog.scope.follow_up_max_words
+            or any(w.strip("?.!,") in self._follow_words for w in words)
+        )
+
+    def _apply_context(self, turn: _Turn, context: Context) -> None:
+        """Fill what a follow-up leaves out from the conversation so far."""
+        assert turn.resolution is not None
+        masked_words = [w for w in turn.resolution.masked.split() if w not in self._follow_words]
+        only_names = bool(masked_words) and all(w.startswith("x") and w.endswith("x") for w in masked_words)
+        previous = context.intent
+        # "what about Yescarta?" after a question on Kymriah's side effects asks the same of Yescarta.
+        if (
+            only_names
+            and previous
+            and (previous.startswith("product_") or previous == "condition_treatments")
+            and turn.prediction is not None
+            and turn.prediction.confidence < 0.9
+        ):
+            if turn.products and previous.startswith("product_") and previous != "product_compare":
+                turn.intent = previous
+            elif turn.conditions and previous == "condition_treatments":
+                turn.intent = previous
+        if turn.products or turn.did_you_mean or not self._is_follow_up(turn, context):
+            return
+        spec = self.catalog.intents.get(turn.intent)
+        wants_product = spec is not None and (spec.needs == "product" or turn.intent in SAFETY)
+        if context.products and (wants_product or turn.intent == "about_bot"):
+            turn.products = list(context.products)
+            turn.from_context = True
+        elif context.conditions and not turn.conditions and turn.intent in ("condition_treatments", "clinical_trials"):
+            turn.conditions = list(context.conditions)
+            turn.from_context = True
+        elif context.topics and not turn.topics and spec is not None and spec.needs == "topic":
+            turn.topics = list(context.topics)
+            turn.from_context = True
+
+    def _apply_scope(self, turn: _Turn) -> None:
+        """Keep the intent only when the message holds what the intent needs."""
+        assert turn.resolution is not None and turn.prediction is not None
+        minimum = self.catalog.scope.min_confidence
+        on_topic = bool(turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean)
+        on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
+        intent = turn.intent
+        if turn.others and not turn.products:
+            turn.intent, turn.reason = "out_of_scope", "other_medicine"
+            return
+        if intent in SMALL_TALK or intent == "out_of_scope":
+            if intent == "out_of_scope" and (turn.conditions or turn.products):
+                turn.reason = "condition_info" if turn.conditions and not turn.products else "unsupported"
+            return
+        if turn.confidence < minimum and not turn.products:
+            turn.intent, turn.reason = "out_of_scope", "unsure"
+            return
+        spec = self.catalog.spec(intent)
+        needs = spec.needs
+        if needs == "product" and not turn.products:
+            if turn.did_you_mean:
+                turn.reason = "did_you_mean"
+            elif intent == "product_compare" and len(turn.topics) >= 1:
+                turn.intent = "concept_compare"
+            elif intent in ("product_uses", "product_overview") and (turn.conditions or turn.groups):
+                turn.intent = "condition_treatments"
+            elif spec.general and self._satisfies(spec.general, turn, on_topic):
+                turn.intent = spec.general
+            elif on_topic:
+                turn.reason = "which_product"
+            else:
+                turn.intent, turn.reason = "out_of_scope", "off_topic"
+        elif needs == "topic" and not turn.topics:
+            if turn.products:
+                turn.intent = "product_compare" if intent == "concept_compare" else "product_overview"
+            elif turn.conditions or turn.groups:
+                turn.intent = "condition_treatments"
+            else:
+                turn.intent, turn.reason = "out_of_scope", "unknown_term" if on_topic else "off_topic"
+        elif needs == "condition" and not (turn.conditions or turn.groups):
+            if turn.products:
+                turn.intent = "product_uses"
+            elif turn.topics or self.matcher.has_domain_word(turn.resolution):
+                turn.reason = "unknown_condition"
+            else:
+                turn.intent, turn.reason = "out_of_scope", "off_topic"
+        elif needs == "domain" and not on_topic:
+            turn.intent, turn.reason = "out_of_scope", "off_topic"
+
+    def _satisfies(self, intent: str, turn: _Turn, on_topic: bool) -> bool:
+        needs = self.catalog.spec(intent).needs
+        return {
+            "product": bool(turn.products),
+            "topic": bool(turn.topics),
+            "condition": bool(turn.conditions or turn.groups),
+            "domain": on_topic,
+            "nothing": True,
+        }[needs]
+
+    # -- rendering ---------------------------------------------------------------------------------
+
+    def _render(self, turn: _Turn) -> Reply:
+        kb = self.knowledge
+        products = [kb.products[p] for p in turn.products if p in kb.products]
+        conditions = [kb.conditions[c] for c in turn.conditions if c in kb.conditions]
+        groups = [kb.groups[g] for g in turn.groups if g in kb.groups]
+        topics = [kb.topics[t] for t in turn.topics if t in kb.topics]
+        others = [kb.not_covered[o] for o in turn.others if o in kb.not_covered]
+        unsure = [kb.products[p] for p in turn.did_you_mean if p in kb.products]
+        context = {
+            "intent": turn.intent,
+            "reason": turn.reason,
+            "products": products,
+            "p": products[0] if products else None,
+            "conditions": conditions,
+            "c": conditions[0] if conditions else None,
+            "groups": groups,
+            "topics": topics,
+            "t": topics[0] if topics else None,
+            "others": others,
+            "unsure": unsure,
+            "language": turn.language,
+            "truncated": turn.truncated,
+            "from_context": turn.from_context,
+        }
+        text = self.renderer.render(turn.intent, **context)
+        suggestions = self._suggestions(turn, context, unsure)
+        urgent = turn.intent == "emergency"
+        if urgent:
+            suggestions = []
+        return Reply(
+            intent=turn.intent,
+            confidence=round(max(0.0, min(1.0, turn.confidence)), 3),
+            products=[p.id for p in products],
+            conditions=[c.id for c in conditions],
+            topics=[t.id for t in topics],
+            did_you_mean=[p.id for p in unsure] if not products else [],
+            urgent=urgent,
+            text=text,
+            suggestions=suggestions,
+        )
+
+    def _suggestions(self, turn: _Turn, context: dict, unsure: list) -> list[str]:
+        out: list[str] = []
+        if unsure and not context["products"] and turn.resolution is not None:
+            out += [self._retry(turn.resolution, product.brand) for product in unsure]
+        spec = self.catalog.intents.get(turn.intent)
+        if spec is not None and not (spec.needs == "product" and context["p"] is None):
+            for source in spec.suggestions:
+                try:
+                    rendered = self.renderer.render_string(source, **context)
+                except Exception:  # a suggestion that does not fit this answer is skipped
+                    continue
+                if rendered and rendered not in out:
+                    out.append(rendered)
+        if not out and spec is not None and spec.needs == "product" and context["p"] is None:
+            brands = [p.brand for p in self.knowledge.listed_products()][:0]
+            out += brands
+        return out[:4] if unsure else out[:3]
+
+    @staticmethod
+    def _retry(resolution: Resolution, brand: str) -> str:
+        """The question again, with the unsure name replaced by a product's name."""
+        doc = resolution.doc
+        spans = resolution.unsure_spans
+        if not spans:
+            return f"What is {brand}?"
+        start, end = spans[0]
+        words = [t.text_with_ws for t in doc[:start]] + [brand + doc[end - 1].whitespace_]
+        words += [t.text_with_ws for t in doc[end:]]
+        question = "".join(words).strip()
+        return question[:1].upper() + question[1:]
+
+    def _remember(self, session: str | None, context: Context, turn: _Turn) -> None:
+        if session is None:
+            return
+        if turn.intent == "emergency":
+            context.turns += 1
+        elif turn.products or turn.conditions or turn.topics:
+            if not turn.from_context:
+                context.turns = 0
+            context.products = turn.products or ([] if turn.conditions or turn.topics else context.products)
+            context.conditions = turn.conditions or context.conditions
+            context.topics = turn.topics or context.topics
+            context.turns += 1
+        else:
+            context.turns += 1
+        if turn.intent not in SMALL_TALK and turn.intent != "emergency":
+            context.intent = turn.intent
+        self.sessions.update(session, context)

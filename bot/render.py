@@ -1,0 +1,185 @@
+"""Answer templates: Jinja2 with StrictUndefined, rendering plain text.
+
+Templates live in ``intents/data/responses``; this module gives them the
+knowledge objects and a few helpers, and tidies the white space of the result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from knowledge.loader import KnowledgeBase
+from knowledge.schema import Condition, Product, Topic
+
+__all__ = ["Renderer", "TemplateError"]
+
+KIND_WORDS = {
+    "cell therapy": "a cell therapy",
+    "gene therapy": "a gene therapy",
+    "cell-based gene therapy": "a cell-based gene therapy",
+}
+SOURCE_WORDS = {
+    "own": "made from the patient's own cells",
+    "donor": "made from donor cells (cells from another person)",
+    "none": "not made from cells",
+}
+
+
+#: Topics that name a kind of product, and the kinds they cover.
+KIND_TOPICS = {
+    "cell-therapy": ("cell therapy",),
+    "gene-therapy": ("gene therapy", "cell-based gene therapy"),
+    "cell-based-gene-therapy": ("cell-based gene therapy",),
+}
+
+
+@dataclass
+class Selection:
+    """Products picked for a list answer, with a heading that says what was asked."""
+
+    items: list[Product]
+    heading: str
+    label: str
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    text = "\n".join(lines)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _join(items: list[str], word: str = "and") -> str:
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {word} " + items[-1]
+
+
+def _year(date: str | None) -> str:
+    return (date or "")[:4]
+
+
+def _month_year(date: str | None) -> str:
+    months = [
+        "January", "February", "March", "April", "May", "June",
+        "July", "August", "September", "October", "November", "December",
+    ]  # fmt: skip
+    if not date:
+        return ""
+    parts = date.split("-")
+    if len(parts) >= 2:
+        return f"{months[int(parts[1]) - 1]} {parts[0]}"
+    return parts[0]
+
+
+class Renderer:
+    """Renders an intent's template with the knowledge it needs.
+
+    Args:
+        responses_dir (Path): the folder holding ``<intent>.j2`` files.
+        kb (KnowledgeBase): the knowledge base, offered to templates as ``kb``.
+    """
+
+    def __init__(self, responses_dir: Path, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.env = Environment(
+            loader=FileSystemLoader(str(responses_dir)),
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(
+            join_words=_join, year=_year, month_year=_month_year, lower_first=lambda s: s[:1].lower() + s[1:]
+        )
+        self.env.globals.update(
+            kb=kb,
+            kind_words=KIND_WORDS,
+            source_words=SOURCE_WORDS,
+            treats=self.treats,
+            sources_of=self.sources_of,
+            comparison=kb.comparison,
+            topic=lambda tid: kb.topics.get(tid),
+            condition=lambda cid: kb.conditions.get(cid),
+            select_products=self.select_products,
+            short_use=self.short_use,
+        )
+        self._cache: dict[str, Any] = {}
+
+    def treats(self, condition: Condition | str) -> list[Product]:
+        """Listed products approved for a condition."""
+        cid = condition if isinstance(condition, str) else condition.id
+        return self.kb.products_for_condition(cid)
+
+    def short_use(self, product: Product) -> str:
+        """A few words on what a product is for, from the names of its conditions."""
+        names = [self.kb.conditions[c].name for c in product.conditions if c in self.kb.conditions]
+        if not names:
+            return KIND_WORDS[product.kind]
+        shown = names[:3] + (["other conditions"] if len(names) > 3 else [])
+        return _join(shown)
+
+    def select_products(self, topics: list[Topic], groups: list[Any], conditions: list[Condition]) -> Selection:
+        """Listed products filtered by the kinds, technologies and condition groups asked about."""
+        items = self.kb.listed_products()
+        labels: list[str] = []
+        kinds = {k for t in topics for k in KIND_TOPICS.get(t.id, ())}
+        if kinds:
+            items = [p for p in items if p.kind in kinds]
+            labels += [t.name for t in topics if t.id in KIND_TOPICS]
+        techs = [t for t in topics if t.id not in KIND_TOPICS and any(t.id in p.technologies for p in items)]
+        if techs:
+            items = [p for p in items if any(t.id in p.technologies for t in techs)]
+            labels += [t.name for t in techs]
+        wanted = {c.id for g in groups for c in self.kb.conditions_in_group(g.id)} | {c.id for c in conditions}
+        if groups or conditions:
+            items = [p for p in items if wanted & set(p.conditions)]
+            labels += [g.name for g in groups] + [c.name for c in conditions]
+        label = _join(labels) or "cell and gene therapies"
+        heading = f"FDA-approved products for {label}" if (groups or conditions) else (
+            f"FDA-approved {label}" if labels else "FDA-approved cell and gene therapies"
+        )
+        if not (kinds or techs or groups or conditions):
+            heading = "FDA-approved cell and gene therapies"
+        return Selection(items=items, heading=heading, label=label)
+
+    def sources_of(self, item: Product | Topic | Condition, fields: list[str] | None = None) -> list[Any]:
+        """Distinct sources behind an item's facts (or just the named fields), in order."""
+        seen: dict[str, Any] = {}
+        names = fields or [
+            n for n in type(item).model_fields if n not in ("sources", "approvals", "aliases", "related")
+        ]
+        facts: list[Any] = []
+        for name in names:
+            value = getattr(item, name, None)
+            if isinstance(value, list):
+                facts += [v for v in value if hasattr(v, "sources")]
+            elif value is not None and hasattr(value, "sources"):
+                facts.append(value)
+        for fact in facts:
+            for key in fact.sources:
+                source = self.kb.source(key, item)
+                if source is not None:
+                    seen.setdefault(source.title, source)
+        return list(seen.values())
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render ``<template>.j2`` and tidy its white space."""
+        compiled = self._cache.get(template)
+        if compiled is None:
+            compiled = self._cache[template] = self.env.get_template(f"{template}.j2")
+        return _tidy(compiled.render(**context))
+
+    def render_string(self, source: str, **context: Any) -> str:
+        """Render a short inline template, such as a suggestion."""
+        compiled = self._cache.get("#" + source)
+        if compiled is None:
+            compiled = self._cache["#" + source] = self.env.from_string(source)
+        return _tidy(compiled.render(**context))

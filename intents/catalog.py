@@ -1,0 +1,174 @@
+"""The intent catalog: which intents exist, their examples, their rules and their templates.
+
+Everything here is data read from ``intents/data``; this module only validates
+and indexes it. A pharmacist changes what the bot says by editing those files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from knowledge.errors import DataError
+from knowledge.loader import Problem, read_yaml
+
+__all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "load_catalog"]
+
+DATA_DIR = Path(__file__).parent / "data"
+
+Needs = Literal["product", "topic", "condition", "domain", "nothing"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IntentSpec(_Model):
+    """One intent: what it means, what a message needs for it, how to follow up."""
+
+    name: str = Field(pattern=r"^[a-z_]+$")
+    description: str
+    needs: Needs = "nothing"
+    general: str | None = Field(default=None, description="Intent to use when no product is known.")
+    safety: bool = False
+    suggestions: list[str] = []
+
+
+class Examples(_Model):
+    """A file of example questions for one intent."""
+
+    intent: str
+    examples: list[str] = Field(min_length=20)
+
+
+def _compile_all(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"bad pattern {pattern!r}: {error}") from None
+    return patterns
+
+
+class EmergencyRules(_Model):
+    """Phrases that mark a message as an emergency: always, or when told as happening now."""
+
+    self_harm: list[str]
+    always: list[str]
+    signs: list[str]
+    fuzzy_signs: list[str] = []
+    subjects: list[str]
+    now_verbs: list[str]
+    not_now: list[str]
+    now_phrases: list[str] = []
+
+    _check = field_validator("self_harm", "always", "now_phrases", "not_now")(_compile_all)
+
+
+class SafetyRules(_Model):
+    """The rules checked before classification (``safety.yaml``)."""
+
+    emergency: EmergencyRules
+    personal_advice: list[str]
+
+    _check = field_validator("personal_advice")(_compile_all)
+
+
+class ScopeRules(_Model):
+    """What counts as on-topic without a named entity, and languages the bot recognises."""
+
+    domain_words: list[str]
+    follow_up_words: list[str]
+    follow_up_max_words: int = 6
+    min_confidence: float = Field(ge=0, le=1)
+    languages: dict[str, list[str]] = {}
+
+
+@dataclass
+class Catalog:
+    """Every intent with its examples, the safety and scope rules, and the template folder."""
+
+    intents: dict[str, IntentSpec]
+    examples: dict[str, list[str]]
+    safety: SafetyRules
+    scope: ScopeRules
+    responses_dir: Path
+    files: dict[str, str] = field(default_factory=dict)
+
+    def spec(self, name: str) -> IntentSpec:
+        """The spec of one intent (KeyError if unknown)."""
+        return self.intents[name]
+
+
+def _problems(name: str, error: ValidationError) -> list[Problem]:
+    return [
+        Problem(name, f"{'.'.join(str(p) for p in item['loc']) or '(top)'}: {item['msg']}")
+        for item in error.errors()
+    ]
+
+
+def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem]]:
+    """Load the catalog under ``root``; return it (None if unusable) and every problem found."""
+    problems: list[Problem] = []
+
+    def parse(path: Path, adapter: TypeAdapter) -> object | None:
+        data, errors = read_yaml(path, root)
+        problems.extend(errors)
+        if errors:
+            return None
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as error:
+            problems.extend(_problems(str(path.relative_to(root.parent)), error))
+            return None
+
+    specs = parse(root / "intents.yaml", TypeAdapter(list[IntentSpec])) or []
+    intents = {s.name: s for s in specs}  # type: ignore[attr-defined]
+    safety = parse(root / "safety.yaml", TypeAdapter(SafetyRules))
+    scope = parse(root / "scope.yaml", TypeAdapter(ScopeRules))
+    examples: dict[str, list[str]] = {}
+    files: dict[str, str] = {}
+    for path in sorted((root / "examples").glob("*.yaml")):
+        item = parse(path, TypeAdapter(Examples))
+        if item is None:
+            continue
+        name = str(path.relative_to(root.parent))
+        if item.intent not in intents:  # type: ignore[attr-defined]
+            problems.append(Problem(name, f"intent: '{item.intent}' is not in intents.yaml"))  # type: ignore[attr-defined]
+            continue
+        examples[item.intent] = list(item.examples)  # type: ignore[attr-defined]
+        files[item.intent] = name  # type: ignore[attr-defined]
+    responses = root / "responses"
+    for spec in intents.values():
+        if not (responses / f"{spec.name}.j2").exists():
+            problems.append(Problem("intents/data/responses", f"{spec.name}.j2: no answer template"))
+        if spec.general and spec.general not in intents:
+            problems.append(Problem("intents/data/intents.yaml", f"{spec.name}.general: unknown intent"))
+        if spec.name not in examples:
+            problems.append(Problem("intents/data/examples", f"{spec.name}.yaml: no examples"))
+    seen: dict[str, str] = {}
+    for intent, texts in examples.items():
+        for text in texts:
+            key = " ".join(text.lower().split())
+            if key in seen and seen[key] != intent:
+                problems.append(
+                    Problem(files[intent], f"example '{text}' is also an example of {seen[key]}", "warning")
+                )
+            seen.setdefault(key, intent)
+    if safety is None or scope is None or not intents:
+        return None, problems
+    catalog = Catalog(intents, examples, safety, scope, responses, files)  # type: ignore[arg-type]
+    return catalog, problems
+
+
+def load_catalog(root: Path = DATA_DIR) -> Catalog:
+    """Load and validate the catalog; raise DataError naming every broken file and field."""
+    catalog, problems = collect_catalog(root)
+    errors = [str(p) for p in problems if p.severity == "error"]
+    if errors or catalog is None:
+        raise DataError(errors or ["intents/data: the catalog could not be loaded"])
+    return catalog

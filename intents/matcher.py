@@ -1,0 +1,193 @@
+"""Classify a message into an intent.
+
+Safety rules come first and win. Then a spaCy TextCategorizer, trained from the
+catalog's examples with every product, condition and topic name masked, gives a
+probability per intent. Last, the scope rules keep an intent only when the
+message holds what that intent needs (a product, a topic, a condition, or at
+least a word of this domain); what is left is ``out_of_scope``.
+
+The classifier is trained on first use and cached on disk under a key made of
+the examples, the names it masks and the spaCy version, so a change to any of
+them retrains it, and the same inputs always give the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+from spacy.util import fix_random_seed, minibatch
+
+from intents.catalog import Catalog
+from intents.safety import SafetyScreen
+from knowledge.resolver import Resolution, Resolver
+
+__all__ = ["IntentMatcher", "Prediction", "cache_dir"]
+
+log = logging.getLogger(__name__)
+
+TEXTCAT_CONFIG = {
+    "model": {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": True,
+        "ngram_size": 2,
+        "no_output_layer": False,
+        "length": 65536,
+    }
+}
+EPOCHS = 14
+SEED = 7
+_VERSION = "2"
+
+
+def cache_dir() -> Path:
+    """Where trained classifiers are kept: ``$CGT_BOT_CACHE`` or the user's cache folder."""
+    configured = os.environ.get("CGT_BOT_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cgt-bot"
+
+
+@dataclass
+class Prediction:
+    """The matcher's verdict on one message.
+
+    Attributes:
+        intent (str): the chosen intent.
+        confidence (float): 0 to 1.
+        scores (dict[str, float]): the classifier's probability per intent (empty for rule hits).
+        reason (str): which rule decided, for the eval report and debugging.
+    """
+
+    intent: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = "classifier"
+
+
+class IntentMatcher:
+    """Decides the intent of a message from its resolution; built once, reused.
+
+    Args:
+        catalog (Catalog): intents, examples and rules.
+        resolver (Resolver): used to mask the training examples as messages are masked.
+        common_words (frozenset[str]): common English words, for the safety screen.
+    """
+
+    def __init__(self, catalog: Catalog, resolver: Resolver, common_words: frozenset[str]) -> None:
+        self.catalog = catalog
+        self.screen = SafetyScreen(catalog.safety, common_words)
+        self.domain_words = frozenset(catalog.scope.domain_words)
+        self.labels = sorted(catalog.examples)
+        self.nlp = self._load_or_train(resolver)
+        self.textcat = self.nlp.get_pipe("textcat")
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def _training_key(self, resolver: Resolver) -> str:
+        digest = hashlib.sha256()
+        payload = {
+            "examples": self.catalog.examples,
+            "names": sorted(resolver.names),
+            "config": TEXTCAT_CONFIG,
+            "epochs": EPOCHS,
+            "spacy": spacy.__version__,
+            "version": _VERSION,
+        }
+        digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
+        return digest.hexdigest()[:20]
+
+    def _load_or_train(self, resolver: Resolver) -> Language:
+        key = self._training_key(resolver)
+        target = cache_dir() / f"textcat-{key}"
+        if (target / "meta.json").exists():
+            try:
+                return spacy.load(target)
+            except Exception:  # a broken cache is rebuilt, never fatal
+                log.warning("the cached classifier could not be read; training it again")
+        nlp = self.train(resolver)
+        self._save(nlp, target)
+        return nlp
+
+    def train(self, resolver: Resolver) -> Language:
+        """Train the text categorizer on the masked catalog examples, deterministically."""
+        fix_random_seed(SEED)
+        nlp = spacy.blank("en")
+        textcat = nlp.add_pipe("textcat", config=TEXTCAT_CONFIG)
+        for label in self.labels:
+            textcat.add_label(label)
+        examples = []
+        for intent in self.labels:
+            for text in self.catalog.examples[intent]:
+                masked = resolver.resolve(text).masked or "empty"
+                cats = {label: float(label == intent) for label in self.labels}
+                examples.append(Example.from_dict(nlp.make_doc(masked), {"cats": cats}))
+        nlp.initialize(lambda: examples)
+        shuffle = random.Random(SEED)
+        for _ in range(EPOCHS):
+            shuffle.shuffle(examples)
+            for batch in minibatch(examples, size=32):
+                nlp.update(batch, drop=0.2)
+        return nlp
+
+    @staticmethod
+    def _save(nlp: Language, target: Path) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=target.parent))
+            nlp.to_disk(scratch)
+            if target.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+                return
+            scratch.rename(target)
+        except OSError:
+            log.info("the classifier cache folder is not writable; the classifier stays in memory")
+
+    # -- classifying ------------------------------------------------------------------------------
+
+    def scores(self, masked: str) -> dict[str, float]:
+        """The classifier's probability per intent for a masked text."""
+        doc = self.textcat(self.nlp.make_doc(masked or "empty"))
+        return dict(doc.cats)
+
+    def safety(self, normalized: str) -> Prediction | None:
+        """The safety verdict, if a safety rule fires."""
+        if self.screen.is_emergency(normalized):
+            reason = "self_harm" if self.screen.is_self_harm(normalized) else "symptoms"
+            return Prediction("emergency", 1.0, reason=reason)
+        if self.screen.is_personal_advice(normalized):
+            return Prediction("personal_advice", 0.95, reason="personal advice rule")
+        return None
+
+    def has_domain_word(self, resolution: Resolution) -> bool:
+        """Whether the message speaks of this domain at all, names aside."""
+        return any(
+            t.lemma_.lower() in self.domain_words or t.text in self.domain_words for t in resolution.doc
+        )
+
+    def classify(self, normalized: str, resolution: Resolution) -> Prediction:
+        """Safety rules, then the classifier; scope is applied later, once context is known."""
+        verdict = self.safety(normalized)
+        if verdict is not None:
+            return verdict
+        scores = self.scores(resolution.masked)
+        intent = max(scores, key=scores.__getitem__)
+        if intent == "emergency":
+            # The rules above decide emergencies; the classifier alone does not alarm anyone.
+            ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+            intent = ranked[1]
+        if intent == "personal_advice" and scores[intent] < 0.6:
+            ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+            intent = ranked[1] if ranked[0] == "personal_advice" else ranked[0]
+        return Prediction(intent, float(scores[intent]), scores)

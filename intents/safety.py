@@ -1,0 +1,98 @@
+"""The checks every message passes before classification: emergencies, then personal advice.
+
+The rules themselves are data (``intents/data/safety.yaml``); this module only
+applies them. An emergency needs a sign of trouble told as happening now:
+"my son has a high fever" is one, "can Kymriah cause a fever?" is not.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rapidfuzz import fuzz, process
+
+from intents.catalog import SafetyRules
+
+__all__ = ["SafetyScreen", "tokens_of"]
+
+_WORD = re.compile(r"[a-z0-9°]+|[.?!,;]")
+_WINDOW = 6
+
+
+def tokens_of(normalized: str) -> list[str]:
+    """Words and sentence marks of an already normalized text."""
+    return _WORD.findall(normalized)
+
+
+def _any(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+class SafetyScreen:
+    """Applies the safety rules to normalized text.
+
+    Args:
+        rules (SafetyRules): the validated contents of ``safety.yaml``.
+        common_words (frozenset[str]): words never treated as misspelt signs.
+    """
+
+    def __init__(self, rules: SafetyRules, common_words: frozenset[str] = frozenset()) -> None:
+        emergency = rules.emergency
+        self.self_harm = _any(emergency.self_harm)
+        self.always = _any(emergency.always)
+        self.signs = re.compile(r"\b(?:" + "|".join(emergency.signs) + r")\b")
+        self.fuzzy_signs = emergency.fuzzy_signs
+        self.subjects = frozenset(emergency.subjects)
+        self.now_verbs = frozenset(emergency.now_verbs)
+        self.not_now = _any(emergency.not_now)
+        self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
+        self.personal = _any(rules.personal_advice)
+        self.common = common_words
+
+    def _sign_positions(self, tokens: list[str]) -> list[int]:
+        joined = " ".join(tokens)
+        positions = [joined[: m.start()].count(" ") for m in self.signs.finditer(joined)]
+        for index, token in enumerate(tokens):
+            if len(token) >= 5 and token not in self.common and self.fuzzy_signs:
+                if process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=80):
+                    positions.append(index)
+        return sorted(set(positions))
+
+    def _told_as_now(self, tokens: list[str], signs: list[int]) -> bool:
+        """A subject, then a present verb, then the sign, each within a few words."""
+        for index, token in enumerate(tokens):
+            if token not in self.subjects:
+                continue
+            for verb_at in range(index + 1, min(index + 1 + _WINDOW, len(tokens))):
+                if tokens[verb_at] in ".?!;":
+                    break
+                if tokens[verb_at] in self.now_verbs and any(
+                    verb_at < s <= verb_at + _WINDOW + 2 and "." not in tokens[verb_at:s] for s in signs
+                ):
+                    return True
+        return False
+
+    def is_self_harm(self, normalized: str) -> bool:
+        """Whether the message speaks of suicide or self-harm."""
+        return bool(self.self_harm.search(normalized))
+
+    def is_emergency(self, normalized: str) -> bool:
+        """Whether the message describes urgent trouble happening now."""
+        if self.self_harm.search(normalized) or self.always.search(normalized):
+            return True
+        tokens = tokens_of(normalized)
+        signs = self._sign_positions(tokens)
+        if not signs:
+            return False
+        if self._told_as_now(tokens, signs):
+            return True
+        if self.not_now.search(normalized):
+            return False
+        if self.now_phrases is not None and self.now_phrases.search(normalized):
+            return True
+        # A bare report about someone ("chest pain after my infusion") is treated as happening now.
+        return any(token in self.subjects for token in tokens)
+
+    def is_personal_advice(self, normalized: str) -> bool:
+        """Whether the message asks for a decision or a dose for a particular person."""
+        return bool(self.personal.search(normalized))

@@ -1,0 +1,317 @@
+"""Read every knowledge file once, validate it, and hold the result.
+
+All problems are collected before anything is raised, so one run of
+``cgt-bot check`` shows every broken file and field, each as
+``file: loc.path: message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from knowledge.errors import DataError
+from knowledge.schema import (
+    Comparison,
+    Condition,
+    ConditionGroup,
+    Fact,
+    NotCovered,
+    Product,
+    Source,
+    Topic,
+)
+
+__all__ = ["DATA_DIR", "FACT_FIELDS", "KnowledgeBase", "Problem", "load_knowledge", "read_yaml"]
+
+DATA_DIR = Path(__file__).parent / "data"
+
+#: Product fields that hold a sourced plain-language fact; a family member inherits the ones it lacks.
+FACT_FIELDS = (
+    "overview",
+    "uses",
+    "administration",
+    "side_effects",
+    "serious_risks",
+    "boxed_warning",
+    "effectiveness",
+    "mechanism",
+    "cost",
+    "access",
+    "status_note",
+)
+_INHERITED = (*FACT_FIELDS, "technologies", "conditions", "generic_name")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the checks: where, what, and whether it blocks loading."""
+
+    where: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def read_yaml(path: Path, root: Path) -> tuple[Any, list[Problem]]:
+    """Parse one YAML file; a syntax error becomes a Problem naming the file and line."""
+    name = _display(path, root)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=_Loader), []
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        reason = getattr(error, "problem", None) or "not valid YAML"
+        return None, [Problem(name, f"{line}{reason}")]
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [Problem(name, f"cannot be read ({error.__class__.__name__})")]
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def _validation_problems(name: str, error: ValidationError, prefix: str = "") -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        problems.append(Problem(name, f"{loc or '(top)'}: {item['msg']}"))
+    return problems
+
+
+def _validate(model: type[M], data: Any, name: str, prefix: str = "") -> tuple[M | None, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as error:
+        return None, _validation_problems(name, error, prefix)
+
+
+@dataclass
+class KnowledgeBase:
+    """Every validated fact cgt-bot knows, indexed by id.
+
+    Attributes:
+        products (dict[str, Product]): by id; family members already carry the family's facts.
+        conditions (dict[str, Condition]): by id.
+        groups (dict[str, ConditionGroup]): condition groups by id.
+        topics (dict[str, Topic]): general ideas by id.
+        comparisons (list[Comparison]): plain-language comparisons of two topics.
+        not_covered (dict[str, NotCovered]): names that are not cell or gene therapies.
+        sources (dict[str, Source]): sources shared by all files.
+        files (dict[str, str]): which file each product, condition or topic id came from.
+    """
+
+    products: dict[str, Product] = field(default_factory=dict)
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    groups: dict[str, ConditionGroup] = field(default_factory=dict)
+    topics: dict[str, Topic] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    not_covered: dict[str, NotCovered] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def product(self, product_id: str) -> Product:
+        """Return the product with this id (KeyError if unknown)."""
+        return self.products[product_id]
+
+    def members(self, family_id: str) -> list[Product]:
+        """Products that belong to a family, such as the HPC cord blood licences."""
+        return [p for p in self.products.values() if p.family == family_id]
+
+    def listed_products(self) -> list[Product]:
+        """Products to show in lists: every product except the members of a family."""
+        return sorted((p for p in self.products.values() if p.family is None), key=lambda p: p.brand.lower())
+
+    def products_for_condition(self, condition_id: str) -> list[Product]:
+        """Listed products that treat a condition, by brand."""
+        return [p for p in self.listed_products() if condition_id in p.conditions]
+
+    def conditions_in_group(self, group_id: str) -> list[Condition]:
+        """Conditions that belong to a condition group."""
+        return [c for c in self.conditions.values() if c.group == group_id]
+
+    def comparison(self, first: str, second: str) -> Comparison | None:
+        """The written comparison of two topics, in either order, if there is one."""
+        wanted = {first, second}
+        return next((c for c in self.comparisons if set(c.topics) == wanted), None)
+
+    def source(self, key: str, owner: Product | Condition | Topic | None = None) -> Source | None:
+        """Resolve a fact's source id: the owner's own sources first, then the shared ones."""
+        if owner is not None and key in owner.sources:
+            return owner.sources[key]
+        return self.sources.get(key)
+
+    def fact_sources(self, fact: Fact, owner: Product | Condition | Topic | None = None) -> list[Source]:
+        """Every source a fact rests on, in order, skipping none."""
+        return [s for key in fact.sources if (s := self.source(key, owner)) is not None]
+
+    @property
+    def last_reviewed(self) -> str:
+        """The most recent review date of any product."""
+        return max((p.last_reviewed for p in self.products.values()), default="")
+
+    def references(self) -> Iterator[Problem]:
+        """Cross-file checks: every id a file names exists and every fact has a known source."""
+        for pid, product in self.products.items():
+            where = self.files.get(pid, pid)
+            if product.family and product.family not in self.products:
+                yield Problem(where, f"family: unknown product id '{product.family}'")
+            for tid in product.technologies:
+                if tid not in self.topics:
+                    yield Problem(where, f"technologies: unknown topic id '{tid}'")
+            for cid in product.conditions:
+                if cid not in self.conditions:
+                    yield Problem(where, f"conditions: unknown condition id '{cid}'")
+            facts: list[tuple[str, Any]] = [(n, getattr(product, n)) for n in FACT_FIELDS]
+            facts += [(f"approvals.{i}", a) for i, a in enumerate(product.approvals)]
+            facts.append(("maker", product.maker))
+            for name, fact in facts:
+                if fact is None:
+                    continue
+                for key in fact.sources:
+                    if self.source(key, product) is None:
+                        yield Problem(where, f"{name}.sources: unknown source id '{key}'")
+        for cid, condition in self.conditions.items():
+            where = self.files.get(cid, cid)
+            if condition.group not in self.groups:
+                yield Problem(where, f"group: unknown condition group '{condition.group}'")
+            if condition.description:
+                yield from self._fact_refs(where, "description", condition.description, condition)
+        for tid, topic in self.topics.items():
+            where = self.files.get(tid, tid)
+            yield from self._fact_refs(where, "definition", topic.definition, topic)
+            for i, fact in enumerate(topic.more):
+                yield from self._fact_refs(where, f"more.{i}", fact, topic)
+            for rid in topic.related:
+                if rid not in self.topics:
+                    yield Problem(where, f"related: unknown topic id '{rid}'")
+        for i, comparison in enumerate(self.comparisons):
+            where = f"{self.files.get('#comparisons', 'comparisons.yaml')}: {i}"
+            for tid in comparison.topics:
+                if tid not in self.topics:
+                    yield Problem(where, f"topics: unknown topic id '{tid}'")
+            yield from self._fact_refs(where, "text", comparison.text, None)
+        for nid, item in self.not_covered.items():
+            if item.note:
+                yield from self._fact_refs(self.files.get("#not_covered", nid), f"{nid}.note", item.note, None)
+
+    def _fact_refs(self, where: str, name: str, fact: Fact, owner: Any) -> Iterator[Problem]:
+        for key in fact.sources:
+            if self.source(key, owner) is None:
+                yield Problem(where, f"{name}.sources: unknown source id '{key}'")
+
+    def stale(self, today: dt.date | None = None, max_age_days: int = 365) -> Iterator[Problem]:
+        """Warnings for products whose ``last_reviewed`` is more than a year old."""
+        today = today or dt.date.today()
+        for pid, product in self.products.items():
+            parts = [int(x) for x in product.last_reviewed.split("-")] + [1, 1]
+            reviewed = dt.date(parts[0], parts[1], parts[2])
+            if (today - reviewed).days > max_age_days:
+                yield Problem(
+                    self.files.get(pid, pid),
+                    f"last_reviewed: {product.last_reviewed} is over a year ago; please review",
+                    "warning",
+                )
+
+
+def _inherit(product: Product, family: Product) -> Product:
+    """Fill what a family member leaves out from its family, so answers need no special case."""
+    update: dict[str, Any] = {}
+    for name in _INHERITED:
+        if getattr(product, name) in (None, [], ""):
+            update[name] = getattr(family, name)
+    update["sources"] = {**family.sources, **product.sources}
+    return product.model_copy(update=update)
+
+
+def _files(directory: Path) -> Iterable[Path]:
+    return sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+
+
+def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
+    """Load every file under ``root``; return what loaded and every problem found."""
+    kb = KnowledgeBase()
+    problems: list[Problem] = []
+
+    def one_per_file(folder: str, model: type[M], target: dict[str, M]) -> None:
+        for path in _files(root / folder):
+            name = _display(path, root)
+            data, errors = read_yaml(path, root)
+            problems.extend(errors)
+            if errors:
+                continue
+            item, errors = _validate(model, data, name)
+            problems.extend(errors)
+            if item is None:
+                continue
+            item_id = item.id  # type: ignore[attr-defined]
+            if item_id != path.stem:
+                problems.append(Problem(name, f"id: '{item_id}' does not match the file name '{path.stem}'"))
+            if item_id in target:
+                problems.append(Problem(name, f"id: '{item_id}' is also defined in {kb.files[item_id]}"))
+            target[item_id] = item
+            kb.files[item_id] = name
+
+    one_per_file("products", Product, kb.products)
+    one_per_file("conditions", Condition, kb.conditions)
+    one_per_file("topics", Topic, kb.topics)
+
+    def listing(filename: str, model: type[M]) -> list[M]:
+        path = root / filename
+        if not path.exists():
+            return []
+        name = _display(path, root)
+        kb.files[f"#{path.stem}"] = name
+        data, errors = read_yaml(path, root)
+        problems.extend(errors)
+        if errors:
+            return []
+        try:
+            return TypeAdapter(list[model]).validate_python(data or [])  # type: ignore[valid-type]
+        except ValidationError as error:
+            problems.extend(_validation_problems(name, error))
+            return []
+
+    kb.groups = {g.id: g for g in listing("condition_groups.yaml", ConditionGroup)}
+    kb.comparisons = listing("comparisons.yaml", Comparison)
+    kb.not_covered = {n.id: n for n in listing("not_covered.yaml", NotCovered)}
+
+    path = root / "sources.yaml"
+    if path.exists():
+        data, errors = read_yaml(path, root)
+        problems.extend(errors)
+        if not errors:
+            try:
+                kb.sources = TypeAdapter(dict[str, Source]).validate_python(data or {})
+            except ValidationError as error:
+                problems.extend(_validation_problems(_display(path, root), error))
+
+    for pid, product in list(kb.products.items()):
+        if product.family and product.family in kb.products:
+            kb.products[pid] = _inherit(product, kb.products[product.family])
+    problems.extend(kb.references())
+    return kb, problems
+
+
+def load_knowledge(root: Path = DATA_DIR) -> KnowledgeBase:
+    """Load and validate the knowledge base; raise DataError listing every problem if any."""
+    kb, problems = collect(root)
+    errors = [str(p) for p in problems if p.severity == "error"]
+    if errors:
+        raise DataError(errors)
+    return kb

@@ -1,0 +1,175 @@
+"""The shape of every knowledge file, as pydantic models.
+
+These models are the single source of truth for what a data file may hold.
+The loader validates each YAML file against them and reports every problem as
+``file: loc.path: message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+
+__all__ = [
+    "DATE",
+    "SLUG",
+    "DateText",
+    "Approval",
+    "Comparison",
+    "Condition",
+    "ConditionGroup",
+    "Fact",
+    "KnowledgeModel",
+    "Maker",
+    "NotCovered",
+    "Product",
+    "Source",
+    "Topic",
+]
+
+SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+def _date_text(value: object) -> object:
+    """YAML reads 2024-04-18 as a date and 2026 as a number; both are kept as text."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A date written YYYY, YYYY-MM or YYYY-MM-DD: only as precise as the source is.
+DateText = Annotated[str, BeforeValidator(_date_text), StringConstraints(pattern=DATE)]
+
+Kind = Literal["cell therapy", "gene therapy", "cell-based gene therapy"]
+CellSource = Literal["own", "donor", "none"]
+Status = Literal["marketed", "discontinued", "withdrawn", "licensed"]
+
+
+class KnowledgeModel(BaseModel):
+    """Base for every knowledge model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Source(KnowledgeModel):
+    """Where a fact comes from: a page, a label or a document, with its date."""
+
+    title: str = Field(min_length=3)
+    url: str | None = None
+    document: str | None = None
+    date: DateText = Field(description="Publication or revision date, YYYY[-MM[-DD]].")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_web(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://", value):
+            raise ValueError("url must start with http:// or https://")
+        return value
+
+
+class Fact(KnowledgeModel):
+    """One piece of plain-language text and the ids of the sources it rests on."""
+
+    text: str = Field(min_length=10)
+    sources: list[str] = Field(min_length=1)
+
+
+class Approval(KnowledgeModel):
+    """One dated regulatory event: first approval, a new use, a label change."""
+
+    date: DateText
+    change: str = Field(min_length=5, description="Plain words, e.g. 'Approved for adults with ...'.")
+    sources: list[str] = Field(min_length=1)
+
+
+class Maker(KnowledgeModel):
+    """The company that makes a product today, and names people still use."""
+
+    name: str
+    former_names: list[str] = []
+    sources: list[str] = Field(min_length=1)
+
+
+class Product(KnowledgeModel):
+    """An FDA-approved cell or gene therapy product (or a family of licences)."""
+
+    id: str = Field(pattern=SLUG)
+    brand: str
+    generic_name: str | None = None
+    aliases: list[str] = []
+    kind: Kind
+    cell_source: CellSource
+    technologies: list[str] = Field(default=[], description="Topic ids, e.g. car-t, aav-vector.")
+    conditions: list[str] = Field(default=[], description="Condition ids this product treats.")
+    family: str | None = Field(default=None, description="Id of a family product to inherit facts from.")
+    status: Status = "marketed"
+    first_approval: DateText | None = None
+    approvals: list[Approval] = []
+    maker: Maker | None = None
+    overview: Fact | None = None
+    uses: Fact | None = None
+    administration: Fact | None = None
+    side_effects: Fact | None = None
+    serious_risks: Fact | None = None
+    boxed_warning: Fact | None = None
+    effectiveness: Fact | None = None
+    mechanism: Fact | None = None
+    cost: Fact | None = None
+    access: Fact | None = None
+    status_note: Fact | None = None
+    sources: dict[str, Source] = {}
+    last_reviewed: DateText
+
+
+class Condition(KnowledgeModel):
+    """A disease or situation people ask about; products point to it by id."""
+
+    id: str = Field(pattern=SLUG)
+    name: str
+    aliases: list[str] = []
+    group: str = Field(pattern=SLUG, description="A condition group id, e.g. blood-cancer.")
+    description: Fact | None = None
+    sources: dict[str, Source] = {}
+
+
+class ConditionGroup(KnowledgeModel):
+    """A family of conditions used to filter lists ("gene therapies for blood disorders")."""
+
+    id: str = Field(pattern=SLUG)
+    name: str
+    aliases: list[str] = []
+
+
+class Topic(KnowledgeModel):
+    """A general idea people ask about: a kind of therapy, a risk, cost, trials."""
+
+    id: str = Field(pattern=SLUG)
+    name: str
+    aliases: list[str] = []
+    definition: Fact
+    more: list[Fact] = Field(default=[], description="Further facts shown after the definition.")
+    related: list[str] = Field(default=[], description="Related topic ids.")
+    sources: dict[str, Source] = {}
+
+
+class Comparison(KnowledgeModel):
+    """How two general topics differ, in plain words."""
+
+    topics: list[str] = Field(min_length=2, max_length=2)
+    text: Fact
+
+
+class NotCovered(KnowledgeModel):
+    """A name people may ask about that is not an FDA-approved cell or gene therapy."""
+
+    id: str = Field(pattern=SLUG)
+    name: str
+    aliases: list[str] = []
+    kind: Literal["acellular product", "other medicine"]
+    note: Fact | None = None
