@@ -161,7 +161,7 @@ class Assistant:
         if turn.language is not None:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
             return turn
-        prediction = self.matcher.classify(normalized, resolution)
+        prediction = self.matcher.classify(normalized, self._masked_with_context(turn, context))
         turn.prediction = prediction
         turn.intent, turn.confidence = prediction.intent, prediction.confidence
         self._apply_context(turn, context)
@@ -190,6 +190,24 @@ class Assistant:
             or any(w.strip("?.!,") in self._follow_words for w in words)
         )
 
+    def _masked_with_context(self, turn: _Turn, context: Context) -> str:
+        """The masked text, with "it" standing for the product of a follow-up."""
+        assert turn.resolution is not None
+        masked = turn.resolution.masked
+        words = masked.split()
+        pronouns = {"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"}
+        if not context.products or turn.did_you_mean or not self._is_follow_up(turn, context):
+            return masked
+        if turn.resolution.mentions:
+            # "how is it different from Tecelra?": "it" is the product talked about before.
+            others = [p for p in context.recent if p not in turn.products]
+            if turn.products and others and not (turn.conditions or turn.topics):
+                return " ".join("xproductx" if w in pronouns else w for w in words)
+            return masked
+        if any(w in pronouns for w in words):
+            return " ".join("xproductx" if w in pronouns else w for w in words)
+        return masked + " xproductx"
+
     def _apply_context(self, turn: _Turn, context: Context) -> None:
         """Fill what a follow-up leaves out from the conversation so far."""
         assert turn.resolution is not None
@@ -204,10 +222,27 @@ class Assistant:
             and turn.prediction is not None
             and turn.prediction.confidence < 0.9
         ):
-            if turn.products and previous.startswith("product_") and previous != "product_compare":
+            same_product_question = (
+                turn.products and previous.startswith("product_") and previous != "product_compare"
+            )
+            same_condition_question = turn.conditions and previous == "condition_treatments"
+            if same_product_question or same_condition_question:
                 turn.intent = previous
-            elif turn.conditions and previous == "condition_treatments":
-                turn.intent = previous
+        elif only_names and turn.products and not turn.conditions and not turn.topics:
+            # A name on its own asks what it is.
+            turn.intent = "product_overview"
+        if (
+            turn.intent == "product_compare"
+            and len(turn.products) < 2
+            and context.recent
+            and self._is_follow_up(turn, context)
+        ):
+            extra = [p for p in reversed(context.recent) if p not in turn.products]
+            wanted = 2 - len(turn.products)
+            if extra[:wanted]:
+                turn.products = list(reversed(extra[:wanted])) + turn.products
+                turn.from_context = True
+            return
         if turn.products or turn.did_you_mean or not self._is_follow_up(turn, context):
             return
         spec = self.catalog.intents.get(turn.intent)
@@ -215,7 +250,11 @@ class Assistant:
         if context.products and (wants_product or turn.intent == "about_bot"):
             turn.products = list(context.products)
             turn.from_context = True
-        elif context.conditions and not turn.conditions and turn.intent in ("condition_treatments", "clinical_trials"):
+        elif (
+            context.conditions
+            and not turn.conditions
+            and turn.intent in ("condition_treatments", "clinical_trials")
+        ):
             turn.conditions = list(context.conditions)
             turn.from_context = True
         elif context.topics and not turn.topics and spec is not None and spec.needs == "topic":
@@ -229,14 +268,22 @@ class Assistant:
         on_topic = bool(turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean)
         on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
         intent = turn.intent
-        if turn.others and not turn.products:
+        if turn.others and not turn.products and not turn.topics:
             turn.intent, turn.reason = "out_of_scope", "other_medicine"
             return
+        if intent == "out_of_scope" and turn.products:
+            # A question that names a product is about it; take the best reading that fits.
+            allowed = {n for n, s in self.catalog.intents.items() if s.needs == "product"}
+            better = self.matcher.best_of(turn.prediction, allowed)
+            if better is not None:
+                turn.intent, turn.confidence = better.intent, better.confidence
+                intent = better.intent
         if intent in SMALL_TALK or intent == "out_of_scope":
-            if intent == "out_of_scope" and (turn.conditions or turn.products):
-                turn.reason = "condition_info" if turn.conditions and not turn.products else "unsupported"
+            if intent == "out_of_scope" and turn.conditions:
+                turn.reason = "condition_info"
             return
-        if turn.confidence < minimum and not turn.products:
+        mentioned = turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean
+        if turn.confidence < minimum and not mentioned:
             turn.intent, turn.reason = "out_of_scope", "unsure"
             return
         spec = self.catalog.spec(intent)
@@ -358,6 +405,11 @@ class Assistant:
     def _remember(self, session: str | None, context: Context, turn: _Turn) -> None:
         if session is None:
             return
+        for product in turn.products:
+            if product in context.recent:
+                context.recent.remove(product)
+            context.recent.append(product)
+        del context.recent[:-4]
         if turn.intent == "emergency":
             context.turns += 1
         elif turn.products or turn.conditions or turn.topics:

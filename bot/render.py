@@ -126,7 +126,9 @@ class Renderer:
         shown = names[:3] + (["other conditions"] if len(names) > 3 else [])
         return _join(shown)
 
-    def select_products(self, topics: list[Topic], groups: list[Any], conditions: list[Condition]) -> Selection:
+    def select_products(
+        self, topics: list[Topic], groups: list[Any], conditions: list[Condition]
+    ) -> Selection:
         """Listed products filtered by the kinds, technologies and condition groups asked about."""
         items = self.kb.listed_products()
         labels: list[str] = []
@@ -138,13 +140,17 @@ class Renderer:
         if techs:
             items = [p for p in items if any(t.id in p.technologies for t in techs)]
             labels += [t.name for t in techs]
-        wanted = {c.id for g in groups for c in self.kb.conditions_in_group(g.id)} | {c.id for c in conditions}
+        wanted = {c.id for g in groups for c in self.kb.conditions_in_group(g.id)} | {
+            c.id for c in conditions
+        }
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
             labels += [g.name for g in groups] + [c.name for c in conditions]
         label = _join(labels) or "cell and gene therapies"
-        heading = f"FDA-approved products for {label}" if (groups or conditions) else (
-            f"FDA-approved {label}" if labels else "FDA-approved cell and gene therapies"
+        heading = (
+            f"FDA-approved products for {label}"
+            if (groups or conditions)
+            else (f"FDA-approved {label}" if labels else "FDA-approved cell and gene therapies")
         )
         if not (kinds or techs or groups or conditions):
             heading = "FDA-approved cell and gene therapies"

@@ -22,6 +22,7 @@ class Context:
         products (list[str]): product ids of the last answer that named products.
         conditions (list[str]): condition ids of the last answer that named conditions.
         topics (list[str]): topic ids of the last answer that named topics.
+        recent (list[str]): the last few distinct products talked about, oldest first.
         intent (str | None): the last intent answered.
         turns (int): messages since the subject was set.
         updated (float): monotonic time of the last message.
@@ -30,6 +31,7 @@ class Context:
     products: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    recent: list[str] = field(default_factory=list)
     intent: str | None = None
     turns: int = 0
     updated: float = 0.0
@@ -44,7 +46,9 @@ class SessionStore:
         clock (Callable[[], float]): time source, replaceable in tests.
     """
 
-    def __init__(self, ttl: float = 30 * 60, max_turns: int = 10, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, ttl: float = 30 * 60, max_turns: int = 10, clock: Callable[[], float] = time.monotonic
+    ):
         self.ttl = ttl
         self.max_turns = max_turns
         self.clock = clock

@@ -95,7 +95,7 @@ ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "inline_query"
 COMMANDS = ("start", "help", "products", "about", "privacy", "reset", "forget")
 KINDS = ("cell therapy", "gene therapy", "cell-based gene therapy")
 
-CHAT_EXPIRY = 60 * 60.0  # seconds without a message after which a chat's context is forgotten
+CHAT_EXPIRY = 30 * 60.0  # seconds without a message after which a chat is forgotten (as in the REPL)
 SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait
 MAX_CONCURRENT_UPDATES = 256
@@ -828,17 +828,27 @@ class TelegramFrontEnd:
             )
 
     def _reply_keyboard(self, reply: Reply, state: ChatState) -> InlineKeyboardMarkup | None:
-        choices = [
-            InlineKeyboardButton(
-                self.products[pid].brand, callback_data=state.key_for(self.products[pid].brand)
-            )
-            for pid in reply.did_you_mean
-            if pid in self.products
-        ]
+        """Did-you-mean choices (two a row), then suggestions (one a row); None when there are none.
+
+        A choice asks the suggestion that names its product (the question again with that name),
+        else the product question of the texts.
+        """
+        suggestions = list(reply.suggestions)
+        choices = []
+        for product_id in reply.did_you_mean:
+            product = self.products.get(product_id)
+            if product is None:
+                continue
+            question = next((s for s in suggestions if product.brand.casefold() in s.casefold()), None)
+            if question is None:
+                question = self.texts.products.question.format(brand=product.brand)
+            else:
+                suggestions.remove(question)
+            choices.append(InlineKeyboardButton(product.brand, callback_data=state.key_for(question)))
         rows = [choices[i : i + 2] for i in range(0, len(choices), 2)]
         rows += [
             [InlineKeyboardButton(suggestion, callback_data=state.key_for(suggestion))]
-            for suggestion in reply.suggestions[:MAX_SUGGESTIONS]
+            for suggestion in suggestions[:MAX_SUGGESTIONS]
         ]
         return InlineKeyboardMarkup(rows) if rows else None
 

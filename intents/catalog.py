@@ -27,6 +27,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _compile_all(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"bad pattern {pattern!r}: {error}") from None
+    return patterns
+
+
 class IntentSpec(_Model):
     """One intent: what it means, what a message needs for it, how to follow up."""
 
@@ -35,7 +44,10 @@ class IntentSpec(_Model):
     needs: Needs = "nothing"
     general: str | None = Field(default=None, description="Intent to use when no product is known.")
     safety: bool = False
+    cues: list[str] = Field(default=[], description="Whole short messages that are this intent (regex).")
     suggestions: list[str] = []
+
+    _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
 
 class Examples(_Model):
@@ -43,15 +55,6 @@ class Examples(_Model):
 
     intent: str
     examples: list[str] = Field(min_length=20)
-
-
-def _compile_all(patterns: list[str]) -> list[str]:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"bad pattern {pattern!r}: {error}") from None
-    return patterns
 
 
 class EmergencyRules(_Model):

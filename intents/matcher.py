@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -87,8 +88,14 @@ class IntentMatcher:
 
     def __init__(self, catalog: Catalog, resolver: Resolver, common_words: frozenset[str]) -> None:
         self.catalog = catalog
-        self.screen = SafetyScreen(catalog.safety, common_words)
         self.domain_words = frozenset(catalog.scope.domain_words)
+        known = frozenset(w for name in resolver.names for w in name.split()) | self.domain_words
+        self.screen = SafetyScreen(catalog.safety, common_words, known)
+        self.cues = [
+            (re.compile(r"(?:" + "|".join(spec.cues) + r")"), spec.name)
+            for spec in catalog.intents.values()
+            if spec.cues
+        ]
         self.labels = sorted(catalog.examples)
         self.nlp = self._load_or_train(resolver)
         self.textcat = self.nlp.get_pipe("textcat")
@@ -170,24 +177,41 @@ class IntentMatcher:
             return Prediction("personal_advice", 0.95, reason="personal advice rule")
         return None
 
+    def cue(self, normalized: str) -> Prediction | None:
+        """A short message that a cue pattern names whole ("thx", "/start")."""
+        bare = " ".join(re.findall(r"[\w/']+", normalized))
+        if len(bare.split()) > 6:
+            return None
+        for pattern, intent in self.cues:
+            if pattern.fullmatch(bare):
+                return Prediction(intent, 0.95, reason="cue")
+        return None
+
     def has_domain_word(self, resolution: Resolution) -> bool:
         """Whether the message speaks of this domain at all, names aside."""
         return any(
             t.lemma_.lower() in self.domain_words or t.text in self.domain_words for t in resolution.doc
         )
 
-    def classify(self, normalized: str, resolution: Resolution) -> Prediction:
-        """Safety rules, then the classifier; scope is applied later, once context is known."""
-        verdict = self.safety(normalized)
+    def classify(self, normalized: str, masked: str) -> Prediction:
+        """Cue patterns, then the classifier; safety and scope are applied by the caller."""
+        verdict = self.cue(normalized)
         if verdict is not None:
             return verdict
-        scores = self.scores(resolution.masked)
-        intent = max(scores, key=scores.__getitem__)
-        if intent == "emergency":
-            # The rules above decide emergencies; the classifier alone does not alarm anyone.
-            ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-            intent = ranked[1]
-        if intent == "personal_advice" and scores[intent] < 0.6:
-            ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-            intent = ranked[1] if ranked[0] == "personal_advice" else ranked[0]
-        return Prediction(intent, float(scores[intent]), scores)
+        scores = self.scores(masked)
+        # The rules decide emergencies; the classifier alone never alarms anyone, and it
+        # calls a question personal advice only when it is sure.
+        ranked = [i for i in sorted(scores, key=scores.__getitem__, reverse=True) if i != "emergency"]
+        if ranked[0] == "personal_advice" and scores["personal_advice"] < 0.6:
+            ranked = ranked[1:]
+        return Prediction(ranked[0], float(scores[ranked[0]]), scores)
+
+    @staticmethod
+    def best_of(prediction: Prediction, allowed: set[str]) -> Prediction | None:
+        """The classifier's best intent among ``allowed``, if it gave scores."""
+        if not prediction.scores:
+            return None
+        name = max(allowed & set(prediction.scores), key=prediction.scores.__getitem__, default=None)
+        if name is None:
+            return None
+        return Prediction(name, float(prediction.scores[name]), prediction.scores, "best allowed")

@@ -36,7 +36,12 @@ class SafetyScreen:
         common_words (frozenset[str]): words never treated as misspelt signs.
     """
 
-    def __init__(self, rules: SafetyRules, common_words: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        rules: SafetyRules,
+        common_words: frozenset[str] = frozenset(),
+        known: frozenset[str] = frozenset(),
+    ) -> None:
         emergency = rules.emergency
         self.self_harm = _any(emergency.self_harm)
         self.always = _any(emergency.always)
@@ -48,14 +53,15 @@ class SafetyScreen:
         self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
         self.personal = _any(rules.personal_advice)
         self.common = common_words
+        self.known = known
 
     def _sign_positions(self, tokens: list[str]) -> list[int]:
         joined = " ".join(tokens)
         positions = [joined[: m.start()].count(" ") for m in self.signs.finditer(joined)]
         for index, token in enumerate(tokens):
-            if len(token) >= 5 and token not in self.common and self.fuzzy_signs:
-                if process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=80):
-                    positions.append(index)
+            unknown = len(token) >= 5 and token not in self.common and token not in self.known
+            if unknown and process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=85):
+                positions.append(index)
         return sorted(set(positions))
 
     def _told_as_now(self, tokens: list[str], signs: list[int]) -> bool:

@@ -208,7 +208,9 @@ class KnowledgeBase:
             yield from self._fact_refs(where, "text", comparison.text, None)
         for nid, item in self.not_covered.items():
             if item.note:
-                yield from self._fact_refs(self.files.get("#not_covered", nid), f"{nid}.note", item.note, None)
+                yield from self._fact_refs(
+                    self.files.get("#not_covered", nid), f"{nid}.note", item.note, None
+                )
 
     def _fact_refs(self, where: str, name: str, fact: Fact, owner: Any) -> Iterator[Problem]:
         for key in fact.sources:

@@ -16,11 +16,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 __all__ = [
     "DATE",
     "SLUG",
-    "DateText",
     "Approval",
     "Comparison",
     "Condition",
     "ConditionGroup",
+    "DateText",
     "Fact",
     "KnowledgeModel",
     "Maker",

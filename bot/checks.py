@@ -1,0 +1,72 @@
+"""``cgt-bot check``: validate the knowledge base and the intent catalog together.
+
+Loading already validates each file against its schema; this adds the checks
+across files (ids that exist, names that lead to one product, a template per
+intent) and warns about products not reviewed for over a year.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from intents.catalog import collect_catalog
+from knowledge.loader import Problem, collect
+
+__all__ = ["CheckResult", "run_checks"]
+
+
+@dataclass
+class CheckResult:
+    """What ``cgt-bot check`` found."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks the bot from starting."""
+        return not self.errors
+
+
+def run_checks() -> CheckResult:
+    """Run every check on the packaged data files."""
+    result = CheckResult()
+    kb, problems = collect()
+    catalog, catalog_problems = collect_catalog()
+    problems += catalog_problems
+    if not [p for p in problems if p.severity == "error"]:
+        # Names are compared the way messages are read, so the real tokenizer is needed.
+        from bot.assistant import build_nlp
+        from knowledge.resolver import Resolver
+
+        resolver = Resolver(kb, build_nlp())
+        for name, products in resolver.products_sharing_names():
+            explicit = [
+                pid
+                for pid in products
+                if name
+                in {" ".join(a.lower().split()) for a in (*kb.products[pid].aliases, kb.products[pid].brand)}
+            ]
+            if len(explicit) > 1:
+                problems.append(
+                    Problem("knowledge/data/products", f"alias '{name}' leads to {', '.join(explicit)}")
+                )
+    problems += list(kb.stale())
+    result.errors = [p for p in problems if p.severity == "error"]
+    result.warnings = [p for p in problems if p.severity != "error"]
+    kinds = Counter(p.kind for p in kb.products.values())
+    listed = len(kb.listed_products())
+    result.summary = [
+        f"products:   {len(kb.products)} ({listed} listed, the rest family members)",
+        *[f"  {kind}: {count}" for kind, count in sorted(kinds.items())],
+        f"conditions: {len(kb.conditions)} ({sum(1 for c in kb.conditions if kb.products_for_condition(c))} "
+        "with an approved product)",
+        f"topics:     {len(kb.topics)}; comparisons: {len(kb.comparisons)}",
+        f"not covered (other medicines, acellular products): {len(kb.not_covered)}",
+    ]
+    if catalog is not None:
+        examples = sum(len(v) for v in catalog.examples.values())
+        result.summary.append(f"intents:    {len(catalog.intents)} with {examples} examples")
+    return result
