@@ -143,20 +143,27 @@ class Assistant:
             turn.reason = "empty" if not normalized else "no_words"
             return turn
         turn.language = self._language(normalized)
-        safety = self.matcher.safety(normalized)
         resolution = self.resolver.resolve(text)
         turn.resolution = resolution
         turn.products = resolution.ids("product")
         turn.conditions = resolution.ids("condition")
         turn.groups = resolution.ids("group")
-        turn.topics = resolution.ids("topic")
         turn.others = resolution.ids("other")
         turn.did_you_mean = [p for p in resolution.did_you_mean if p not in turn.products]
+        strong = [t for t in resolution.ids("topic") if not self.knowledge.topics[t].weak]
+        signal = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
+        signal = signal or self.matcher.has_domain_word(resolution)
+        # Everyday ideas (cost, insurance) count only in a question that is about this domain.
+        turn.topics = resolution.ids("topic") if signal or context.products else strong
+        safety = self.matcher.safety(normalized, in_domain=signal or bool(context.products))
         if safety is not None:
             turn.prediction = safety
             turn.intent, turn.confidence, turn.reason = safety.intent, safety.confidence, safety.reason
-            if safety.intent == "personal_advice" and not turn.products and self._is_follow_up(turn, context):
-                turn.products, turn.from_context = list(context.products), True
+            if safety.intent == "personal_advice":
+                if turn.others and not (turn.products or turn.topics):
+                    turn.intent, turn.reason = "out_of_scope", "other_medicine"
+                elif not turn.products and self._is_follow_up(turn, context):
+                    turn.products, turn.from_context = list(context.products), True
             return turn
         if turn.language is not None:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
@@ -265,7 +272,8 @@ class Assistant:
         """Keep the intent only when the message holds what the intent needs."""
         assert turn.resolution is not None and turn.prediction is not None
         minimum = self.catalog.scope.min_confidence
-        on_topic = bool(turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean)
+        strong = [t for t in turn.topics if not self.knowledge.topics[t].weak]
+        on_topic = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
         on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
         intent = turn.intent
         if turn.others and not turn.products and not turn.topics:
@@ -278,15 +286,20 @@ class Assistant:
             if better is not None:
                 turn.intent, turn.confidence = better.intent, better.confidence
                 intent = better.intent
-        if intent in SMALL_TALK or intent == "out_of_scope":
-            if intent == "out_of_scope" and turn.conditions:
-                turn.reason = "condition_info"
+        if intent == "out_of_scope" and turn.conditions:
+            turn.reason = "condition_info"
+        if intent == "out_of_scope":
+            return
+        spec = self.catalog.spec(intent)
+        floor = spec.min_confidence if spec.min_confidence is not None else 0.0
+        if intent in SMALL_TALK or (intent == "personal_advice" and not on_topic):
+            if turn.confidence < floor or (intent == "personal_advice" and not on_topic):
+                turn.intent, turn.reason = "out_of_scope", "unsure"
             return
         mentioned = turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean
         if turn.confidence < minimum and not mentioned:
             turn.intent, turn.reason = "out_of_scope", "unsure"
             return
-        spec = self.catalog.spec(intent)
         needs = spec.needs
         if needs == "product" and not turn.products:
             if turn.did_you_mean:

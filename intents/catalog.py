@@ -45,6 +45,7 @@ class IntentSpec(_Model):
     general: str | None = Field(default=None, description="Intent to use when no product is known.")
     safety: bool = False
     cues: list[str] = Field(default=[], description="Whole short messages that are this intent (regex).")
+    min_confidence: float | None = Field(default=None, ge=0, le=1, description="Overrides scope.yaml's.")
     suggestions: list[str] = []
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
@@ -77,8 +78,9 @@ class SafetyRules(_Model):
 
     emergency: EmergencyRules
     personal_advice: list[str]
+    personal_advice_in_domain: list[str] = []
 
-    _check = field_validator("personal_advice")(_compile_all)
+    _check = field_validator("personal_advice", "personal_advice_in_domain")(_compile_all)
 
 
 class ScopeRules(_Model):

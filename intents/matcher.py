@@ -168,12 +168,12 @@ class IntentMatcher:
         doc = self.textcat(self.nlp.make_doc(masked or "empty"))
         return dict(doc.cats)
 
-    def safety(self, normalized: str) -> Prediction | None:
+    def safety(self, normalized: str, in_domain: bool = True) -> Prediction | None:
         """The safety verdict, if a safety rule fires."""
         if self.screen.is_emergency(normalized):
             reason = "self_harm" if self.screen.is_self_harm(normalized) else "symptoms"
             return Prediction("emergency", 1.0, reason=reason)
-        if self.screen.is_personal_advice(normalized):
+        if self.screen.is_personal_advice(normalized, in_domain):
             return Prediction("personal_advice", 0.95, reason="personal advice rule")
         return None
 

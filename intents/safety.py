@@ -52,6 +52,12 @@ class SafetyScreen:
         self.not_now = _any(emergency.not_now)
         self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
         self.personal = _any(rules.personal_advice)
+        self.personal_in_domain = (
+            _any(rules.personal_advice_in_domain) if rules.personal_advice_in_domain else None
+        )
+        self.question_start = re.compile(
+            r"^(what|whats|how|hows|can|could|is|isnt|are|does|do|did|will|would|should|why|when|which|who|where)\b"
+        )
         self.common = common_words
         self.known = known
 
@@ -96,9 +102,20 @@ class SafetyScreen:
             return False
         if self.now_phrases is not None and self.now_phrases.search(normalized):
             return True
-        # A bare report about someone ("chest pain after my infusion") is treated as happening now.
-        return any(token in self.subjects for token in tokens)
+        # A report about someone ("chest pain after my infusion") or a bare statement that is not
+        # a question ("yellow eyes and dark urine after hemgenix") is treated as happening now.
+        if any(token in self.subjects for token in tokens):
+            return True
+        return not (self.question_start.match(normalized) or normalized.rstrip().endswith("?"))
 
-    def is_personal_advice(self, normalized: str) -> bool:
-        """Whether the message asks for a decision or a dose for a particular person."""
-        return bool(self.personal.search(normalized))
+    def is_personal_advice(self, normalized: str, in_domain: bool = True) -> bool:
+        """Whether the message asks for a decision or a dose for a particular person.
+
+        Some phrasings ("should I take ...") are personal advice only about this domain;
+        ``in_domain`` tells whether the message is.
+        """
+        if self.personal.search(normalized):
+            return True
+        return bool(
+            in_domain and self.personal_in_domain is not None and self.personal_in_domain.search(normalized)
+        )

@@ -303,7 +303,12 @@ class Resolver:
             if top_target[0] == "product" and rivals:
                 return [], [top_target[1]] + [t[1] for t, _ in rivals[:2]]
             return [(top_target, top)], []
-        if top_target[0] == "product":
+        # A weak match is worth asking about only when it is close and the word is not short.
+        if (
+            top_target[0] == "product"
+            and length >= 6
+            and top >= cutoff - self.WEAK_MARGIN * (0.7 if length < 8 else 1)
+        ):
             return [], [top_target[1]] + [t[1] for t, _ in rivals[:2]]
         return [], []
 

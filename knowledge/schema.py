@@ -155,6 +155,10 @@ class Topic(KnowledgeModel):
     definition: Fact
     more: list[Fact] = Field(default=[], description="Further facts shown after the definition.")
     related: list[str] = Field(default=[], description="Related topic ids.")
+    weak: bool = Field(
+        default=False,
+        description="An everyday idea (cost, insurance) whose name alone is no sign of this domain.",
+    )
     sources: dict[str, Source] = {}
 
 

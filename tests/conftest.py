@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import itertools
+import logging
 import socket
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from auxil.fake_bot_api import BotThread, FakeBotAPI
 
 from bot import Assistant
+from bot.logging_setup import configure_logging
+from bot.telegram import build_application
 
 _LOOPBACK = ("127.", "::1", "localhost")
 
@@ -37,3 +46,84 @@ def _clear_telegram_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def assistant() -> Assistant:
     """The real assistant, with the real knowledge and intent files, built once."""
     return Assistant()
+
+
+# -- Telegram: a fake Bot API server on 127.0.0.1 and the real bot polling it ------------------------
+
+_chat_ids = itertools.count(1001)
+
+
+@pytest.fixture
+def new_chat() -> Callable[[], int]:
+    """Fresh private chat ids: tests share the session-wide assistant but never a conversation."""
+    return lambda: next(_chat_ids)
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeBotAPI]:
+    """A fake Telegram Bot API server on 127.0.0.1, stopped after the test."""
+    with FakeBotAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def start_bot(assistant: Assistant, fake_api: FakeBotAPI) -> Iterator[Callable[..., BotThread]]:
+    """Start the real bot against ``fake_api``: ``start_bot(other_assistant, expiry=...)``.
+
+    Every bot started is stopped after the test, before the server.
+    """
+    running: list[BotThread] = []
+
+    def start(bot_assistant: Any = None, **options: Any) -> BotThread:
+        application = build_application(bot_assistant or assistant, fake_api.token, fake_api.url, **options)
+        running.append(BotThread(application).start())
+        return running[-1]
+
+    yield start
+    for thread in reversed(running):
+        thread.stop()
+
+
+@pytest.fixture
+def telegram_bot(start_bot: Callable[..., BotThread]) -> BotThread:
+    """The real bot with the real assistant, polling ``fake_api``."""
+    return start_bot()
+
+
+class CapturedLogs(logging.Handler):
+    """Every log record, unscrubbed, plus what the CLI's scrubbing handler printed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.output = io.StringIO()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        """All captured lines: raw messages with their tracebacks, then the printed output."""
+        lines = []
+        for record in self.records:
+            lines.append(f"{record.name} {record.levelname} {record.getMessage()}")
+            if record.exc_info:
+                lines.append("".join(traceback.format_exception(*record.exc_info)))
+        return "\n".join(lines) + "\n" + self.output.getvalue()
+
+
+@pytest.fixture
+def telegram_logs() -> Iterator[CapturedLogs]:
+    """Logging configured as ``cgt-bot --log-level DEBUG`` would, captured; restored afterwards."""
+    root = logging.getLogger()
+    names = ("httpx", "httpcore", "telegram")
+    saved = (root.level, list(root.handlers), {name: logging.getLogger(name).level for name in names})
+    captured = CapturedLogs()
+    configure_logging("DEBUG", stream=captured.output)
+    root.addHandler(captured)
+    yield captured
+    root.setLevel(saved[0])
+    for handler in list(root.handlers):
+        if handler not in saved[1]:
+            root.removeHandler(handler)
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
