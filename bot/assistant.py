@@ -276,9 +276,11 @@ class Assistant:
         on_topic = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
         on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
         intent = turn.intent
-        if turn.others and not turn.products and not turn.topics:
-            turn.intent, turn.reason = "out_of_scope", "other_medicine"
-            return
+        if turn.others and not turn.products:
+            general = self.catalog.spec(intent).needs in ("topic", "domain", "condition")
+            if not (general and strong):
+                turn.intent, turn.reason = "out_of_scope", "other_medicine"
+                return
         if intent == "out_of_scope" and turn.products:
             # A question that names a product is about it; take the best reading that fits.
             allowed = {n for n, s in self.catalog.intents.items() if s.needs == "product"}
@@ -290,6 +292,11 @@ class Assistant:
             turn.reason = "condition_info"
         if intent == "out_of_scope":
             return
+        if not on_topic and not turn.from_context:
+            unknown = self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words)
+            if unknown >= self.catalog.scope.max_unknown_share:
+                turn.intent, turn.reason = "out_of_scope", "off_topic"
+                return
         spec = self.catalog.spec(intent)
         floor = spec.min_confidence if spec.min_confidence is not None else 0.0
         if intent in SMALL_TALK or (intent == "personal_advice" and not on_topic):

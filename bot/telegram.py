@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -69,6 +68,7 @@ from telegram.ext import (
 from bot.errors import CgtBotError, DataError, UsageError
 from bot.reply import Reply
 from bot.telegram_format import brand_pattern, escape, render_html, shorten, split_text
+from knowledge.schema import Kind
 
 if TYPE_CHECKING:
     from bot import Assistant
@@ -93,7 +93,7 @@ TEXTS_PATH = Path(__file__).parent / "data" / "telegram.yaml"
 #: The update types the bot asks Telegram for.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "inline_query")
 COMMANDS = ("start", "help", "products", "about", "privacy", "reset", "forget")
-KINDS = ("cell therapy", "gene therapy", "cell-based gene therapy")
+KINDS: tuple[str, ...] = get_args(Kind)
 
 CHAT_EXPIRY = 30 * 60.0  # seconds without a message after which a chat is forgotten (as in the REPL)
 SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
@@ -469,10 +469,12 @@ class RetryingRateLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> Any:
         """Send through the rate limiter; retry network errors other than Bad Request."""
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
             try:
                 return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
             except NetworkError as err:
+                attempt += 1
                 if isinstance(err, BadRequest) or attempt > self._network_retries:
                     raise
                 logger.warning(
@@ -483,7 +485,6 @@ class RetryingRateLimiter(AIORateLimiter):
                     self._network_retries,
                 )
                 await asyncio.sleep(self._backoff * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1003,7 +1004,7 @@ def run(
     except KeyboardInterrupt:
         return 0
     except CgtBotError as err:
-        print(err, file=sys.stderr)
+        print(f"cgt-bot: {err}", file=sys.stderr)
         return err.exit_code
 
 
@@ -1019,6 +1020,7 @@ def _run(token: str | None, api_url: str | None, persistence_path: str | os.Path
         username = loop.run_until_complete(_check_token(token, root))
     except BaseException:
         loop.close()
+        asyncio.set_event_loop(None)
         raise
 
     from bot import Assistant  # loaded only once the token is known to work

@@ -90,6 +90,7 @@ class ScopeRules(_Model):
     follow_up_words: list[str]
     follow_up_max_words: int = 6
     min_confidence: float = Field(ge=0, le=1)
+    max_unknown_share: float = Field(default=0.34, gt=0, le=1)
     languages: dict[str, list[str]] = {}
 
 

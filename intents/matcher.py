@@ -47,8 +47,10 @@ TEXTCAT_CONFIG = {
     }
 }
 EPOCHS = 14
+VOCABULARY = "vocabulary.json"
+
 SEED = 7
-_VERSION = "2"
+_VERSION = "3"
 
 
 def cache_dir() -> Path:
@@ -97,6 +99,7 @@ class IntentMatcher:
             if spec.cues
         ]
         self.labels = sorted(catalog.examples)
+        self.vocabulary: frozenset[str] = frozenset()
         self.nlp = self._load_or_train(resolver)
         self.textcat = self.nlp.get_pipe("textcat")
 
@@ -107,6 +110,7 @@ class IntentMatcher:
         payload = {
             "examples": self.catalog.examples,
             "names": sorted(resolver.names),
+            "unmasked": sorted(resolver.unmasked),
             "config": TEXTCAT_CONFIG,
             "epochs": EPOCHS,
             "spacy": spacy.__version__,
@@ -118,13 +122,15 @@ class IntentMatcher:
     def _load_or_train(self, resolver: Resolver) -> Language:
         key = self._training_key(resolver)
         target = cache_dir() / f"textcat-{key}"
-        if (target / "meta.json").exists():
+        if (target / "meta.json").exists() and (target / VOCABULARY).exists():
             try:
-                return spacy.load(target)
+                nlp = spacy.load(target)
+                self.vocabulary = frozenset(json.loads((target / VOCABULARY).read_text(encoding="utf-8")))
+                return nlp
             except Exception:  # a broken cache is rebuilt, never fatal
                 log.warning("the cached classifier could not be read; training it again")
         nlp = self.train(resolver)
-        self._save(nlp, target)
+        self._save(nlp, target, self.vocabulary)
         return nlp
 
     def train(self, resolver: Resolver) -> Language:
@@ -135,11 +141,14 @@ class IntentMatcher:
         for label in self.labels:
             textcat.add_label(label)
         examples = []
+        vocabulary: set[str] = set()
         for intent in self.labels:
             for text in self.catalog.examples[intent]:
                 masked = resolver.resolve(text).masked or "empty"
+                vocabulary.update(masked.split())
                 cats = {label: float(label == intent) for label in self.labels}
                 examples.append(Example.from_dict(nlp.make_doc(masked), {"cats": cats}))
+        self.vocabulary = frozenset(vocabulary)
         nlp.initialize(lambda: examples)
         shuffle = random.Random(SEED)
         for _ in range(EPOCHS):
@@ -149,11 +158,12 @@ class IntentMatcher:
         return nlp
 
     @staticmethod
-    def _save(nlp: Language, target: Path) -> None:
+    def _save(nlp: Language, target: Path, vocabulary: frozenset[str]) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=target.parent))
             nlp.to_disk(scratch)
+            (scratch / VOCABULARY).write_text(json.dumps(sorted(vocabulary)), encoding="utf-8")
             if target.exists():
                 shutil.rmtree(scratch, ignore_errors=True)
                 return
@@ -186,6 +196,17 @@ class IntentMatcher:
             if pattern.fullmatch(bare):
                 return Prediction(intent, 0.95, reason="cue")
         return None
+
+    def unknown_share(self, masked: str, stop_words: frozenset[str] | set[str]) -> float:
+        """Share of a message's content words that no catalog example uses.
+
+        A message made mostly of words the catalog never saw ("move $100 to my savings")
+        is outside what the classifier knows, however confident it sounds.
+        """
+        content = [w for w in masked.split() if w.isalpha() and len(w) > 2 and w not in stop_words]
+        if not content:
+            return 0.0
+        return sum(w not in self.vocabulary for w in content) / len(content)
 
     def has_domain_word(self, resolution: Resolution) -> bool:
         """Whether the message speaks of this domain at all, names aside."""

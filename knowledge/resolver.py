@@ -107,7 +107,7 @@ class Resolver:
     """
 
     #: Scores below the cut-off but within this margin make the bot ask back instead of guessing.
-    WEAK_MARGIN = 12.0
+    WEAK_MARGIN = 8.0
     #: Two products whose scores are this close are too close to pick one.
     TIE_MARGIN = 4.0
 
@@ -116,10 +116,12 @@ class Resolver:
         self.common = _load_common_words(DATA_DIR / "common_words.txt")
         self.stop = nlp.Defaults.stop_words
         self.names: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for kind, ident, name in self._all_names(kb):
+        for kind, ident, name, generated in self._all_names(kb):
             form = " ".join(normalize(name).split())
-            if form:
-                self.names[form].add((kind, ident))
+            # "ALL" (a leukemia) or "MS" must not turn every "all" or "ms" into a condition.
+            if not form or form in self.stop or (generated and form in self.common):
+                continue
+            self.names[form].add((kind, ident))
         self.squashed: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for form, targets in self.names.items():
             if len(_squash(form)) >= 6:
@@ -132,31 +134,34 @@ class Resolver:
         # Fuzzy matching runs on names long enough to tell apart.
         self.fuzzy_choices = [form for form in self.names if len(form) >= 5]
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
+        # Everyday ideas keep their words: "covered by insurance" says what is asked.
+        self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak)
 
     @staticmethod
-    def _all_names(kb: KnowledgeBase) -> Iterable[tuple[str, str, str]]:
+    def _all_names(kb: KnowledgeBase) -> Iterable[tuple[str, str, str, bool]]:
+        """Every (kind, id, name, generated) a message may use; generated names are derived."""
         for product in kb.products.values():
-            yield "product", product.id, product.brand
-            yield "product", product.id, product.id.replace("-", " ")
+            yield "product", product.id, product.brand, False
+            yield "product", product.id, product.id.replace("-", " "), True
             for name in product.aliases:
-                yield "product", product.id, name
+                yield "product", product.id, name, False
             if product.generic_name and product.family is None:
                 generic = _PAREN.sub("", product.generic_name).strip()
-                yield "product", product.id, generic
-                yield "product", product.id, _SUFFIX.sub("", generic)
+                yield "product", product.id, generic, False
+                yield "product", product.id, _SUFFIX.sub("", generic), True
         for kind, items in (("condition", kb.conditions), ("group", kb.groups), ("topic", kb.topics)):
             for item in items.values():
-                yield kind, item.id, _PAREN.sub("", item.name)
+                yield kind, item.id, _PAREN.sub("", item.name), False
                 for inner in _PAREN.findall(item.name):
-                    yield kind, item.id, inner
+                    yield kind, item.id, inner, True
                 if kind != "group":
-                    yield kind, item.id, item.id.replace("-", " ")
+                    yield kind, item.id, item.id.replace("-", " "), True
                 for name in item.aliases:
-                    yield kind, item.id, name
+                    yield kind, item.id, name, False
         for item in kb.not_covered.values():
-            yield "other", item.id, item.name
+            yield "other", item.id, item.name, False
             for name in item.aliases:
-                yield "other", item.id, name
+                yield "other", item.id, name, False
 
     def products_sharing_names(self) -> list[tuple[str, list[str]]]:
         """Names that lead to more than one product: each is a data error."""
@@ -202,7 +207,7 @@ class Resolver:
             doc=doc,
             mentions=mentions,
             did_you_mean=unsure,
-            masked=self._mask(doc, mentions, unsure_spans),
+            masked=self._mask(doc, [m for m in mentions if m.id not in self.unmasked], unsure_spans),
             unsure_spans=unsure_spans,
         )
 

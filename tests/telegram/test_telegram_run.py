@@ -1,0 +1,113 @@
+"""Starting and stopping the bot: `cgt-bot telegram`, its token and API URL, its exit codes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from auxil.fake_bot_api import BOT_USER, TOKEN, FakeBotAPI
+
+from bot import Assistant
+from bot.cli import main
+from bot.telegram import run
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = TOKEN.split(":")[1]
+OTHER_TOKEN = "7000000002:AAHanotherTokenNobodyAccepts_987654321"
+
+
+def entry_point() -> list[str]:
+    """The installed `cgt-bot` script, else `python -m bot` (the same `bot.cli:main`)."""
+    script = shutil.which("cgt-bot")
+    return [script] if script else [sys.executable, "-m", "bot"]
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_telegram_run_without_token_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(None, None) == 2
+    assert "TELEGRAM_BOT_TOKEN" in one_line(capsys.readouterr().err)
+
+
+def test_telegram_cli_without_token_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["telegram"]) == 2
+    assert one_line(capsys.readouterr().err).startswith("cgt-bot: No Telegram bot token")
+
+
+def test_telegram_run_rejected_token_exits_1(
+    fake_api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(OTHER_TOKEN, fake_api.url) == 1
+    error = one_line(capsys.readouterr().err)
+    assert "rejected the bot token" in error
+    assert OTHER_TOKEN.split(":")[1] not in error and "7000000002" not in error
+    assert [(call.method, call.status) for call in fake_api.calls()] == [("getMe", 401)]
+
+
+def test_telegram_run_reads_token_and_api_url_from_environment(
+    fake_api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", OTHER_TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_URL", fake_api.url + "/")
+    assert run(None, None) == 1
+    assert fake_api.calls("getMe", ok=False)
+    assert OTHER_TOKEN.split(":")[1] not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("api_url", "code"), [("ftp://127.0.0.1:1", 2), ("not a url", 2), ("http://127.0.0.1:9", 1)]
+)
+def test_telegram_run_bad_or_unreachable_api_url(
+    api_url: str, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(TOKEN, api_url) == code
+    error = one_line(capsys.readouterr().err)
+    assert SECRET not in error
+    assert ("web address" in error) if code == 2 else ("Could not reach" in error)
+
+
+@pytest.mark.parametrize(("stop", "url_from"), [(signal.SIGTERM, "flag"), (signal.SIGINT, "environment")])
+def test_telegram_entry_point_answers_then_stops_cleanly(
+    fake_api: FakeBotAPI,
+    new_chat: Callable[[], int],
+    assistant: Assistant,  # built first, so the subprocess finds the trained classifier cached
+    stop: signal.Signals,
+    url_from: str,
+) -> None:
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
+    command = [*entry_point(), "--log-level", "DEBUG", "telegram"]
+    if url_from == "flag":
+        command += ["--api-url", fake_api.url]
+    else:
+        env["TELEGRAM_API_URL"] = fake_api.url
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        fake_api.wait_call("getUpdates", timeout=90)
+        chat = new_chat()
+        fake_api.send(chat, "what is zolgensma?")
+        (answer,) = fake_api.wait_messages(chat, 1, timeout=30)
+        process.send_signal(stop)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 0, err
+    assert "<b>Zolgensma</b>" in answer.text
+    assert f"@{BOT_USER['username']}" in err
+    assert SECRET not in out + err
+    assert "what is zolgensma" not in (out + err).lower() and str(chat) not in out + err
+    assert fake_api.calls("getUpdates")[-1].params.get("timeout") == 0  # the clean stop confirmed the offset
