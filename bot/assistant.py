@@ -95,6 +95,9 @@ class Assistant:
         self.sessions = sessions or SessionStore()
         scope = self.catalog.scope
         self._follow_words = frozenset(scope.follow_up_words)
+        self._treatment_words = frozenset(scope.treatment_words)
+        self._use_words = frozenset(scope.use_words)
+        self._therapy_topics = frozenset(scope.therapy_topics)
         self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
 
     # -- public API --------------------------------------------------------------------------------
@@ -288,8 +291,23 @@ class Assistant:
             if better is not None:
                 turn.intent, turn.confidence = better.intent, better.confidence
                 intent = better.intent
-        if intent == "out_of_scope" and turn.conditions:
-            turn.reason = "condition_info"
+        therapy_topics = [t for t in strong if t in self._therapy_topics]
+        long_small_talk = intent in SMALL_TALK and len(turn.normalized.split()) > 10
+        if (
+            (intent == "out_of_scope" or long_small_talk)
+            and not turn.products
+            and (turn.conditions or turn.groups or therapy_topics)
+        ):
+            lemmas = {t.lemma_.lower() for t in turn.resolution.doc} | {t.text for t in turn.resolution.doc}
+            named = turn.conditions or turn.groups
+            if (named and (lemmas & self._treatment_words or therapy_topics)) or (
+                not named and lemmas & self._use_words
+            ):
+                # "stem cells for my son's kidneys": answer what is approved for that use, honestly.
+                turn.intent = intent = "condition_treatments"
+                turn.reason = "" if (turn.conditions or turn.groups) else "unknown_condition"
+            elif turn.conditions:
+                turn.reason = "condition_info"
         if intent == "out_of_scope":
             return
         if not on_topic and not turn.from_context:

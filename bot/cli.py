@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     telegram = commands.add_parser("telegram", help="run the Telegram bot (long polling)")
     telegram.add_argument("--api-url", help="Bot API server root (default: $TELEGRAM_API_URL or Telegram's)")
     telegram.add_argument(
-        "--persist", type=Path, help="keep conversation context in this file across restarts (off by default)"
+        "--persist", type=Path, help="save per-chat button state to this JSON file (off by default)"
     )
     return parser
 

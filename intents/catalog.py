@@ -88,6 +88,9 @@ class ScopeRules(_Model):
 
     domain_words: list[str]
     follow_up_words: list[str]
+    treatment_words: list[str] = []
+    use_words: list[str] = []
+    therapy_topics: list[str] = []
     follow_up_max_words: int = 6
     min_confidence: float = Field(ge=0, le=1)
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)

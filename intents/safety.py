@@ -17,6 +17,7 @@ __all__ = ["SafetyScreen", "tokens_of"]
 
 _WORD = re.compile(r"[a-z0-9°]+|[.?!,;]")
 _WINDOW = 6
+_SHORT_REPORT = 30
 
 
 def tokens_of(normalized: str) -> list[str]:
@@ -104,6 +105,9 @@ class SafetyScreen:
             return True
         # A report about someone ("chest pain after my infusion") or a bare statement that is not
         # a question ("yellow eyes and dark urine after hemgenix") is treated as happening now.
+        if len(tokens) > _SHORT_REPORT:
+            # In a long story a sign may be history ("last year the fever came back").
+            return False
         if any(token in self.subjects for token in tokens):
             return True
         return not (self.question_start.match(normalized) or normalized.rstrip().endswith("?"))

@@ -131,8 +131,10 @@ class Resolver:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             self.matcher.add("NAME", list(nlp.tokenizer.pipe(chunk)))
-        # Fuzzy matching runs on names long enough to tell apart.
-        self.fuzzy_choices = [form for form in self.names if len(form) >= 5]
+        # Fuzzy matching runs on names long enough to tell apart: one word against one-word
+        # names, two words against two-word names, so "disease" never becomes "disc disease".
+        self.fuzzy_words = [form for form in self.names if len(form) >= 5 and " " not in form]
+        self.fuzzy_pairs = [form for form in self.names if len(form) >= 5 and form.count(" ") == 1]
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
         # Everyday ideas keep their words: "covered by insurance" says what is asked.
         self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak)
@@ -257,7 +259,7 @@ class Resolver:
                 continue
             best = self._best(doc[index].text)
             # A misspelt word may be the first of two ("zolgen sma"): try the pair too.
-            if index + 1 < len(doc) and doc[index + 1].is_alpha and index + 1 not in covered:
+            if index + 1 < len(doc) and self._candidate(doc, index + 1, covered):
                 pair = self._best(doc[index].text + " " + doc[index + 1].text, pair=True)
                 if pair and (not best or pair[0][1] > best[0][1] + 2):
                     best, width = pair, 2
@@ -281,7 +283,8 @@ class Resolver:
         """Best score per target for ``query``, highest first."""
         low = self._cutoff(len(query)) - self.WEAK_MARGIN
         scores: dict[tuple[str, str], float] = {}
-        results = process.extract(query, self.fuzzy_choices, scorer=fuzz.ratio, limit=8, score_cutoff=low)
+        choices = self.fuzzy_pairs if pair else self.fuzzy_words
+        results = process.extract(query, choices, scorer=fuzz.ratio, limit=8, score_cutoff=low)
         if not pair:
             squashed = _squash(query)
             results += process.extract(

@@ -57,7 +57,7 @@ def test_loader_collects_every_problem_at_once(data_copy: Path) -> None:
     for name in ("kymriah", "yescarta"):
         path = data_copy / "products" / f"{name}.yaml"
         path.write_text(path.read_text().replace("cell_source: own", "cell_source: mine"))
-    kb, problems = collect(data_copy)
+    _kb, problems = collect(data_copy)
     where = {p.where for p in problems}
     assert any("kymriah" in w for w in where) and any("yescarta" in w for w in where)
 

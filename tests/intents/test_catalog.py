@@ -1,0 +1,51 @@
+"""The catalog matches the contract, and every intent has enough varied examples."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from intents import load_catalog
+
+CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "spec" / "CONTRACT.md"
+CATALOG = load_catalog()
+CONTRACT_INTENTS = {
+    "greeting", "thanks", "help", "about_bot", "emergency", "personal_advice", "out_of_scope",
+    "concept_definition", "concept_compare", "choosing_treatment", "cost_general", "clinical_trials",
+    "list_products", "condition_treatments", "product_overview", "product_uses", "product_administration",
+    "product_side_effects", "product_effectiveness", "product_access", "product_cost", "product_category",
+    "product_mechanism", "product_approval", "product_maker", "product_compare",
+}  # fmt: skip
+
+
+def test_catalog_has_exactly_the_contract_intents() -> None:
+    assert set(CATALOG.intents) == CONTRACT_INTENTS
+
+
+def test_catalog_matches_the_contract_table_when_present() -> None:
+    if not CONTRACT.exists():
+        return
+    names = set(re.findall(r"^\| `([a-z_]+)` \|", CONTRACT.read_text(encoding="utf-8"), flags=re.M))
+    assert names == set(CATALOG.intents)
+
+
+def test_catalog_every_intent_has_twenty_varied_examples() -> None:
+    for intent, examples in CATALOG.examples.items():
+        assert len(examples) >= 20, intent
+        lowered = [e.lower() for e in examples]
+        assert len(set(lowered)) == len(lowered), f"{intent} repeats an example"
+        assert any(len(e.split()) <= 4 for e in examples), f"{intent} has no short example"
+        assert any(len(e.split()) >= 12 for e in examples) or intent in ("greeting", "thanks"), intent
+
+
+def test_catalog_no_example_under_two_intents() -> None:
+    seen: dict[str, str] = {}
+    for intent, examples in CATALOG.examples.items():
+        for example in examples:
+            key = " ".join(example.lower().split())
+            assert seen.setdefault(key, intent) == intent, f"{example!r} in {intent} and {seen[key]}"
+
+
+def test_catalog_every_intent_has_a_template() -> None:
+    for intent in CATALOG.intents:
+        assert (CATALOG.responses_dir / f"{intent}.j2").exists(), intent
