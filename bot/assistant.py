@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 2000
 SAFETY = ("emergency", "personal_advice")
 SMALL_TALK = ("greeting", "thanks", "help", "about_bot")
+_PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -172,6 +173,21 @@ class Assistant:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
             return turn
         prediction = self.matcher.classify(normalized, self._masked_with_context(turn, context))
+        if prediction.intent == "out_of_scope" and not context.products and not resolution.mentions:
+            # "how much is it?" with nothing before it: a product question that needs its product.
+            words = resolution.masked.split()
+            if any(w in _PRONOUNS for w in words) and len(words) <= self.catalog.scope.follow_up_max_words:
+                guess = self.matcher.classify(
+                    normalized, " ".join("xproductx" if w in _PRONOUNS else w for w in words)
+                )
+                if self.catalog.spec(guess.intent).needs == "product" and guess.confidence >= 0.5:
+                    turn.prediction = guess
+                    turn.intent, turn.confidence, turn.reason = (
+                        guess.intent,
+                        guess.confidence,
+                        "which_product",
+                    )
+                    return turn
         turn.prediction = prediction
         turn.intent, turn.confidence = prediction.intent, prediction.confidence
         self._apply_context(turn, context)
@@ -205,7 +221,7 @@ class Assistant:
         assert turn.resolution is not None
         masked = turn.resolution.masked
         words = masked.split()
-        pronouns = {"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"}
+        pronouns = _PRONOUNS
         if not context.products or turn.did_you_mean or not self._is_follow_up(turn, context):
             return masked
         if turn.resolution.mentions:
@@ -300,8 +316,9 @@ class Assistant:
         ):
             lemmas = {t.lemma_.lower() for t in turn.resolution.doc} | {t.text for t in turn.resolution.doc}
             named = turn.conditions or turn.groups
+            for_use = "xtopicx for" in turn.resolution.masked
             if (named and (lemmas & self._treatment_words or therapy_topics)) or (
-                not named and lemmas & self._use_words
+                not named and (lemmas & self._use_words or for_use)
             ):
                 # "stem cells for my son's kidneys": answer what is approved for that use, honestly.
                 turn.intent = intent = "condition_treatments"
@@ -335,7 +352,7 @@ class Assistant:
                 turn.intent = "condition_treatments"
             elif spec.general and self._satisfies(spec.general, turn, on_topic):
                 turn.intent = spec.general
-            elif on_topic:
+            elif on_topic or (set(turn.resolution.masked.split()) & _PRONOUNS and turn.confidence >= 0.5):
                 turn.reason = "which_product"
             else:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"

@@ -297,7 +297,9 @@ class Resolver:
                     scores[target] = max(scores.get(target, 0.0), 86.0)
         for form, score, _ in results:
             for target in self.names.get(form, set()) | self.squashed.get(form, set()):
-                scores[target] = max(scores.get(target, 0.0), float(score))
+                # Group names are everyday words ("dystrophy", "tumors"): exact matches only.
+                if target[0] != "group":
+                    scores[target] = max(scores.get(target, 0.0), float(score))
         return sorted(scores.items(), key=lambda item: -item[1])
 
     def _decide(
