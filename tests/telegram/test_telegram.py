@@ -427,7 +427,7 @@ def test_telegram_fifty_chats_at_once_each_in_order(
     for i, chat in enumerate(chats):
         assert [plain(message) for message in fake_api.messages(chat)] == expected[brands[i % 5]]
     first_half = fake_api.calls("sendMessage", ok=True)[-100:][:50]
-    assert len({call.chat_id for call in first_half}) >= 40  # chats ran side by side
+    assert len({call.chat_id for call in first_half}) >= 25  # chats ran side by side
     rate = len(chats) / elapsed
     record_property("chats_per_second", round(rate, 1))
     with capsys.disabled():
