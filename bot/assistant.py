@@ -99,6 +99,14 @@ class Assistant:
         self._treatment_words = frozenset(scope.treatment_words)
         self._use_words = frozenset(scope.use_words)
         self._therapy_topics = frozenset(scope.therapy_topics)
+        # The product intent behind each general one ("cost_general" -> "product_cost").
+        self._specific = {
+            spec.general: name
+            for name, spec in self.catalog.intents.items()
+            if spec.general
+            and spec.needs == "product"
+            and self.catalog.intents[spec.general].needs != "condition"
+        }
         self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
 
     # -- public API --------------------------------------------------------------------------------
@@ -172,7 +180,15 @@ class Assistant:
         if turn.language is not None:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
             return turn
-        prediction = self.matcher.classify(normalized, self._masked_with_context(turn, context))
+        masked = self._masked_with_context(turn, context)
+        prediction = self.matcher.classify(normalized, masked)
+        if masked != resolution.masked and prediction.intent == "out_of_scope":
+            # The follow-up was read with its product in place; a product reading that is at
+            # all likely beats "out of scope" for a short question in a conversation about it.
+            allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
+            better = self.matcher.best_of(prediction, allowed)
+            if better is not None and better.confidence >= 0.15:
+                prediction = better
         if prediction.intent == "out_of_scope" and not context.products and not resolution.mentions:
             # "how much is it?" with nothing before it: a product question that needs its product.
             words = resolution.masked.split()
@@ -224,7 +240,7 @@ class Assistant:
         pronouns = _PRONOUNS
         if not context.products or turn.did_you_mean or not self._is_follow_up(turn, context):
             return masked
-        if turn.resolution.mentions:
+        if any(m.id not in self.resolver.unmasked for m in turn.resolution.mentions):
             # "how is it different from Tecelra?": "it" is the product talked about before.
             others = [p for p in context.recent if p not in turn.products]
             if turn.products and others and not (turn.conditions or turn.topics):
@@ -272,6 +288,14 @@ class Assistant:
         if turn.products or turn.did_you_mean or not self._is_follow_up(turn, context):
             return
         spec = self.catalog.intents.get(turn.intent)
+        specific = self._specific.get(turn.intent)
+        if (
+            specific
+            and context.products
+            and not (turn.conditions or turn.groups or self._strong(turn.topics))
+        ):
+            # "how much is it?" read as a general cost question is about the product talked about.
+            turn.intent, spec = specific, self.catalog.intents[specific]
         wants_product = spec is not None and (spec.needs == "product" or turn.intent in SAFETY)
         if context.products and (wants_product or turn.intent == "about_bot"):
             turn.products = list(context.products)
@@ -372,6 +396,9 @@ class Assistant:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
         elif needs == "domain" and not on_topic:
             turn.intent, turn.reason = "out_of_scope", "off_topic"
+
+    def _strong(self, topics: list[str]) -> list[str]:
+        return [t for t in topics if not self.knowledge.topics[t].weak]
 
     def _satisfies(self, intent: str, turn: _Turn, on_topic: bool) -> bool:
         needs = self.catalog.spec(intent).needs
