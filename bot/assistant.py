@@ -192,11 +192,11 @@ class Assistant:
         if prediction.intent == "out_of_scope" and not context.products and not resolution.mentions:
             # "how much is it?" with nothing before it: a product question that needs its product.
             words = resolution.masked.split()
-            if any(w in _PRONOUNS for w in words) and len(words) <= self.catalog.scope.follow_up_max_words:
+            if self._bare_product_question(turn):
                 guess = self.matcher.classify(
                     normalized, " ".join("xproductx" if w in _PRONOUNS else w for w in words)
                 )
-                if self.catalog.spec(guess.intent).needs == "product" and guess.confidence >= 0.5:
+                if self.catalog.spec(guess.intent).needs == "product" and guess.confidence >= 0.7:
                     turn.prediction = guess
                     turn.intent, turn.confidence, turn.reason = (
                         guess.intent,
@@ -376,7 +376,7 @@ class Assistant:
                 turn.intent = "condition_treatments"
             elif spec.general and self._satisfies(spec.general, turn, on_topic):
                 turn.intent = spec.general
-            elif on_topic or (set(turn.resolution.masked.split()) & _PRONOUNS and turn.confidence >= 0.5):
+            elif on_topic or (self._bare_product_question(turn) and turn.confidence >= 0.5):
                 turn.reason = "which_product"
             else:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
@@ -396,6 +396,16 @@ class Assistant:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
         elif needs == "domain" and not on_topic:
             turn.intent, turn.reason = "out_of_scope", "off_topic"
+
+    def _bare_product_question(self, turn: _Turn) -> bool:
+        """A short question about "it" with nothing else unknown: "how much is it?"."""
+        assert turn.resolution is not None
+        words = turn.resolution.masked.split()
+        return (
+            bool(set(words) & _PRONOUNS)
+            and len(words) <= 6
+            and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
+        )
 
     def _strong(self, topics: list[str]) -> list[str]:
         return [t for t in topics if not self.knowledge.topics[t].weak]

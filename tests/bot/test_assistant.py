@@ -160,7 +160,17 @@ def test_assistant_missing_fact_is_admitted(assistant: Assistant) -> None:
 
 def test_assistant_reply_matches_the_contract(assistant: Assistant) -> None:
     dumped = assistant.reply("how much is zolgensma?").model_dump()
-    assert set(dumped) == {
-        "intent", "confidence", "products", "conditions", "topics", "did_you_mean", "urgent", "text", "suggestions",
-    }  # fmt: skip
+    assert set(dumped) == set(
+        [
+            "intent",
+            "confidence",
+            "products",
+            "conditions",
+            "topics",
+            "did_you_mean",
+            "urgent",
+            "text",
+            "suggestions",
+        ]
+    )
     assert 0 <= dumped["confidence"] <= 1
