@@ -95,6 +95,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,
         )
         self.env.filters.update(
             join_words=_join, year=_year, month_year=_month_year, lower_first=lambda s: s[:1].lower() + s[1:]

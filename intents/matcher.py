@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import spacy
-from spacy.language import Language
+from spacy.pipeline import TextCategorizer
 from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 
@@ -50,7 +50,7 @@ EPOCHS = 14
 VOCABULARY = "vocabulary.json"
 
 SEED = 7
-_VERSION = "3"
+_VERSION = "4"
 
 
 def cache_dir() -> Path:
@@ -100,8 +100,11 @@ class IntentMatcher:
         ]
         self.labels = sorted(catalog.examples)
         self.vocabulary: frozenset[str] = frozenset()
-        self.nlp = self._load_or_train(resolver)
-        self.textcat = self.nlp.get_pipe("textcat")
+        self._scores: dict[str, dict[str, float]] = {}
+        # One spaCy pipeline serves the whole bot: the classifier is a component made from it,
+        # not a second pipeline with a second tokenizer.
+        self.nlp = resolver.nlp
+        self.textcat = self._load_or_train(resolver)
 
     # -- training ----------------------------------------------------------------------------------
 
@@ -119,21 +122,22 @@ class IntentMatcher:
         digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:20]
 
-    def _load_or_train(self, resolver: Resolver) -> Language:
+    def _load_or_train(self, resolver: Resolver) -> TextCategorizer:
         key = self._training_key(resolver)
         target = cache_dir() / f"textcat-{key}"
-        if (target / "meta.json").exists() and (target / VOCABULARY).exists():
+        if (target / "textcat" / "cfg").exists() and (target / VOCABULARY).exists():
             try:
-                nlp = spacy.load(target)
+                textcat = self.nlp.create_pipe("textcat", config=TEXTCAT_CONFIG)
+                textcat.from_disk(target / "textcat")
                 self.vocabulary = frozenset(json.loads((target / VOCABULARY).read_text(encoding="utf-8")))
-                return nlp
+                return textcat
             except Exception:  # a broken cache is rebuilt, never fatal
                 log.warning("the cached classifier could not be read; training it again")
-        nlp = self.train(resolver)
-        self._save(nlp, target, self.vocabulary)
-        return nlp
+        textcat = self.train(resolver)
+        self._save(textcat, target, self.vocabulary)
+        return textcat
 
-    def train(self, resolver: Resolver) -> Language:
+    def train(self, resolver: Resolver) -> TextCategorizer:
         """Train the text categorizer on the masked catalog examples, deterministically."""
         fix_random_seed(SEED)
         nlp = spacy.blank("en")
@@ -155,14 +159,14 @@ class IntentMatcher:
             shuffle.shuffle(examples)
             for batch in minibatch(examples, size=32):
                 nlp.update(batch, drop=0.2)
-        return nlp
+        return textcat
 
     @staticmethod
-    def _save(nlp: Language, target: Path, vocabulary: frozenset[str]) -> None:
+    def _save(textcat: TextCategorizer, target: Path, vocabulary: frozenset[str]) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=target.parent))
-            nlp.to_disk(scratch)
+            textcat.to_disk(scratch / "textcat")
             (scratch / VOCABULARY).write_text(json.dumps(sorted(vocabulary)), encoding="utf-8")
             if target.exists():
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -174,9 +178,19 @@ class IntentMatcher:
     # -- classifying ------------------------------------------------------------------------------
 
     def scores(self, masked: str) -> dict[str, float]:
-        """The classifier's probability per intent for a masked text."""
-        doc = self.textcat(self.nlp.make_doc(masked or "empty"))
-        return dict(doc.cats)
+        """The classifier's probability per intent for a masked text.
+
+        Masked texts repeat a lot ("how much does xproductx cost"), and the model is fixed
+        once built, so recent results are kept.
+        """
+        cached = self._scores.get(masked)
+        if cached is None:
+            doc = self.textcat(self.nlp.make_doc(masked or "empty"))
+            cached = dict(doc.cats)
+            if len(self._scores) >= 4096:
+                self._scores.pop(next(iter(self._scores)))
+            self._scores[masked] = cached
+        return dict(cached)
 
     def safety(self, normalized: str, in_domain: bool = True) -> Prediction | None:
         """The safety verdict, if a safety rule fires."""

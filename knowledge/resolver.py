@@ -215,14 +215,16 @@ class Resolver:
 
     def _squashed_spans(self, doc: Doc) -> list[Span]:
         """Names typed with spaces in odd places ("yes carta") or run together ("tisacel")."""
+        words = [t.text if (t.is_alpha or t.like_num) else None for t in doc]
         spans = []
-        for start in range(len(doc)):
-            for size in (1, 2, 3):
-                end = start + size
-                if end > len(doc) or not all(t.is_alpha or t.like_num for t in doc[start:end]):
+        for start in range(len(words)):
+            joined = ""
+            for end in range(start + 1, min(start + 4, len(words) + 1)):
+                word = words[end - 1]
+                if word is None:
                     break
-                joined = "".join(t.text for t in doc[start:end])
-                if size == 1 and (joined in self.names or joined in self.common):
+                joined += word
+                if end == start + 1 and (joined in self.names or joined in self.common):
                     continue
                 if len(joined) >= 6 and joined in self.squashed:
                     spans.append(Span(doc, start, end))
