@@ -21,7 +21,7 @@ from bot.reply import Reply
 from bot.session import Context, SessionStore
 from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import Catalog, load_catalog
-from intents.matcher import IntentMatcher, Prediction
+from intents.matcher import IntentMatcher, Prediction, cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -92,7 +92,11 @@ class Assistant:
         self.nlp = build_nlp()
         self.resolver = Resolver(self.knowledge, self.nlp)
         self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common)
-        self.renderer = Renderer(self.catalog.responses_dir, self.knowledge)
+        self.renderer = Renderer(self.catalog.responses_dir, self.knowledge, cache_dir() / "templates")
+        self.renderer.warm(
+            list(self.catalog.intents),
+            [source for spec in self.catalog.intents.values() for source in spec.suggestions],
+        )
         self.sessions = sessions or SessionStore()
         scope = self.catalog.scope
         self._follow_words = frozenset(scope.follow_up_words)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
 
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Condition, Product, Topic
@@ -78,6 +78,17 @@ def _month_year(date: str | None) -> str:
     return parts[0]
 
 
+def _bytecode_cache(folder: Path | None) -> FileSystemBytecodeCache | None:
+    """Compiled templates kept on disk between runs; none if the folder cannot be made."""
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(str(folder))
+
+
 class Renderer:
     """Renders an intent's template with the knowledge it needs.
 
@@ -86,9 +97,10 @@ class Renderer:
         kb (KnowledgeBase): the knowledge base, offered to templates as ``kb``.
     """
 
-    def __init__(self, responses_dir: Path, kb: KnowledgeBase) -> None:
+    def __init__(self, responses_dir: Path, kb: KnowledgeBase, bytecode_dir: Path | None = None) -> None:
         self.kb = kb
         self.env = Environment(
+            bytecode_cache=_bytecode_cache(bytecode_dir),
             loader=FileSystemLoader(str(responses_dir)),
             undefined=StrictUndefined,
             autoescape=False,
@@ -176,6 +188,13 @@ class Renderer:
                 if source is not None:
                     seen.setdefault(source.title, source)
         return list(seen.values())
+
+    def warm(self, templates: list[str], inline: list[str]) -> None:
+        """Compile every template now, so that no person waits for a first compilation."""
+        for name in templates:
+            self._cache.setdefault(name, self.env.get_template(f"{name}.j2"))
+        for source in inline:
+            self._cache.setdefault("#" + source, self.env.from_string(source))
 
     def render(self, template: str, **context: Any) -> str:
         """Render ``<template>.j2`` and tidy its white space."""

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from auxil.fake_bot_api import BotThread, FakeBotAPI
 
 from bot import Assistant
 from bot.logging_setup import configure_logging
 from bot.telegram import build_application
+from tests.auxil.fake_bot_api import BotThread, FakeBotAPI
 
 _LOOPBACK = ("127.", "::1", "localhost")
 

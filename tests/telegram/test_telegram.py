@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from auxil.fake_bot_api import BOT_USER, TOKEN, USER_NAME, BotThread, Call, FakeBotAPI
 
 from bot import Assistant
 from bot.errors import DataError
 from bot.reply import Reply
 from bot.telegram import COMMANDS, load_texts
 from bot.telegram_format import utf16_len
+from tests.auxil.fake_bot_api import BOT_USER, TOKEN, USER_NAME, BotThread, Call, FakeBotAPI
 
 TEXTS = load_texts()
 MENTION = "@" + BOT_USER["username"]

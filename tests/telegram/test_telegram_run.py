@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from auxil.fake_bot_api import BOT_USER, TOKEN, FakeBotAPI
 
 from bot import Assistant
 from bot.cli import main
 from bot.telegram import run
+from tests.auxil.fake_bot_api import BOT_USER, TOKEN, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = TOKEN.split(":")[1]
