@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -31,9 +30,10 @@ from spacy.util import fix_random_seed, minibatch
 
 from intents.catalog import Catalog
 from intents.safety import SafetyScreen
+from knowledge.cache import cache_dir
 from knowledge.resolver import Resolution, Resolver
 
-__all__ = ["IntentMatcher", "Prediction", "cache_dir"]
+__all__ = ["IntentMatcher", "Prediction"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,6 @@ VOCABULARY = "vocabulary.json"
 
 SEED = 7
 _VERSION = "4"
-
-
-def cache_dir() -> Path:
-    """Where trained classifiers are kept: ``$CGT_BOT_CACHE`` or the user's cache folder."""
-    configured = os.environ.get("CGT_BOT_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cgt-bot"
 
 
 @dataclass

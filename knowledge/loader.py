@@ -8,6 +8,8 @@ All problems are collected before anything is raised, so one run of
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from knowledge.cache import cache_dir
 from knowledge.errors import DataError
 from knowledge.schema import (
     Comparison,
@@ -65,11 +68,15 @@ class Problem:
 
 
 def read_yaml(path: Path, root: Path) -> tuple[Any, list[Problem]]:
-    """Parse one YAML file; a syntax error becomes a Problem naming the file and line."""
+    """Parse one YAML file; a syntax error becomes a Problem naming the file and line.
+
+    Parsing is the slow part of start-up, so the parsed data of each file is kept on disk
+    under a key made of its bytes; the data is still validated on every start.
+    """
     name = _display(path, root)
     try:
-        with path.open(encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=_Loader), []
+        raw = path.read_bytes()
+        return _parsed(raw), []
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -77,6 +84,29 @@ def read_yaml(path: Path, root: Path) -> tuple[Any, list[Problem]]:
         return None, [Problem(name, f"{line}{reason}")]
     except (OSError, UnicodeDecodeError) as error:
         return None, [Problem(name, f"cannot be read ({error.__class__.__name__})")]
+
+
+def _parsed(raw: bytes) -> Any:
+    key = hashlib.sha256(raw).hexdigest()[:32]
+    cached = cache_dir() / "parsed" / f"{key}.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
+    try:
+        text = json.dumps(data, default=_json_default)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(text, encoding="utf-8")
+    except (OSError, TypeError, ValueError):
+        pass  # an unwritable cache only costs time
+    return data
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
 
 
 def _display(path: Path, root: Path) -> str:

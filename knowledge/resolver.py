@@ -292,8 +292,14 @@ class Resolver:
             results += process.extract(
                 squashed, self.fuzzy_squashed, scorer=fuzz.ratio, limit=8, score_cutoff=low
             )
-            # A name cut short ("zolgens") is a strong hint when only one name starts so.
-            starts = {t for form, ts in self.squashed.items() if form.startswith(squashed) for t in ts}
+            # A one-word name cut short by a few letters ("zolgens") is a strong hint when only
+            # one product's name starts so.
+            starts = {
+                t
+                for form, ts in self.names.items()
+                if " " not in form and form.startswith(squashed) and len(form) - len(squashed) <= 4
+                for t in ts
+            }
             if len(squashed) >= 5 and len({t for t in starts if t[0] == "product"}) == 1:
                 for target in starts:
                     scores[target] = max(scores.get(target, 0.0), 86.0)
@@ -302,7 +308,8 @@ class Resolver:
                 # Group names are everyday words ("dystrophy", "tumors"): exact matches only.
                 if target[0] != "group":
                     scores[target] = max(scores.get(target, 0.0), float(score))
-        return sorted(scores.items(), key=lambda item: -item[1])
+        # Ties are broken by kind and id, never by set order, so every run answers alike.
+        return sorted(scores.items(), key=lambda item: (-item[1], _KIND_ORDER[item[0][0]], item[0][1]))
 
     def _decide(
         self, ranked: list[tuple[tuple[str, str], float]], length: int
