@@ -7,6 +7,7 @@ contract (2 for usage and bad input, 1 for anything else); never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -145,6 +146,15 @@ def _telegram(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    try:
+        return _main(argv)
+    finally:
+        # Everything built lives until the process ends; freezing it spares the interpreter a
+        # last full garbage collection of spaCy's objects on the way out (about 0.4 s).
+        gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     try:
         args = build_parser().parse_args(argv)
