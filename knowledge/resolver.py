@@ -160,7 +160,7 @@ class Resolver:
         self.fuzzy_pairs = [form for form in self.names if len(form) >= 5 and form.count(" ") == 1]
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
         # Everyday ideas keep their words: "covered by insurance" says what is asked.
-        self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak)
+        self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak or t.keep_words)
 
     @staticmethod
     def _all_names(kb: KnowledgeBase) -> Iterable[tuple[str, str, str, bool]]:

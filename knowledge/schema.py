@@ -159,6 +159,10 @@ class Topic(KnowledgeModel):
         default=False,
         description="An everyday idea (cost, insurance) whose name alone is no sign of this domain.",
     )
+    keep_words: bool = Field(
+        default=False,
+        description="Keep the name's words for the classifier: they say what is asked (clinical trials).",
+    )
     sources: dict[str, Source] = {}
 
 
