@@ -11,11 +11,14 @@ import contextlib
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import spacy
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from bot.render import Renderer
 from bot.reply import Reply
@@ -40,13 +43,36 @@ _PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "thes
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
+@spacy.registry.tokenizers("cgt_bot.english_tokenizer.v1")
+def _english_tokenizer() -> Callable[[Language], Tokenizer]:
+    """English punctuation rules without the table of special cases.
+
+    Messages are normalized before they are tokenized ("don't" is already "dont"), so the
+    1,300 English special cases change little, and building them is most of spaCy's start-up.
+    """
+
+    def create(nlp: Language) -> Tokenizer:
+        defaults = nlp.Defaults
+        return Tokenizer(
+            nlp.vocab,
+            rules={},
+            prefix_search=compile_prefix_regex(defaults.prefixes).search,
+            suffix_search=compile_suffix_regex(defaults.suffixes).search,
+            infix_finditer=compile_infix_regex(defaults.infixes).finditer,
+            token_match=defaults.token_match,
+            url_match=defaults.url_match,
+        )
+
+    return create
+
+
 def build_nlp() -> Language:
     """A blank English pipeline with the lookup lemmatizer; no model is downloaded.
 
     The lemma table comes from spacy-lookups-data the first time and from the cache after,
     which is twice as fast to read.
     """
-    nlp = spacy.blank("en")
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cgt_bot.english_tokenizer.v1"}}})
     lemmatizer = nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     cached = cache_dir() / f"lemmatizer-{spacy.__version__}"
     try:
@@ -112,6 +138,7 @@ class Assistant:
             [source for spec in self.catalog.intents.values() for source in spec.suggestions],
         )
         self.sessions = sessions or SessionStore()
+        self._suggestion_cache: dict[tuple[str | None, ...], list[str]] = {}
         scope = self.catalog.scope
         self._follow_words = frozenset(scope.follow_up_words)
         self._treatment_words = frozenset(scope.treatment_words)
@@ -487,16 +514,21 @@ class Assistant:
             out += [self._retry(turn.resolution, product.brand) for product in unsure]
         spec = self.catalog.intents.get(turn.intent)
         if spec is not None and not (spec.needs == "product" and context["p"] is None):
-            for source in spec.suggestions:
-                try:
-                    rendered = self.renderer.render_string(source, **context)
-                except Exception:  # a suggestion that does not fit this answer is skipped
-                    continue
-                if rendered and rendered not in out:
-                    out.append(rendered)
-        if not out and spec is not None and spec.needs == "product" and context["p"] is None:
-            brands = [p.brand for p in self.knowledge.listed_products()][:0]
-            out += brands
+            # Suggestions depend only on the intent and the first product, condition and topic.
+            key = tuple([turn.intent] + [getattr(context[k], "id", None) for k in ("p", "c", "t")])
+            follow = self._suggestion_cache.get(key)
+            if follow is None:
+                follow = []
+                for source in spec.suggestions:
+                    try:
+                        rendered = self.renderer.render_string(source, **context)
+                    except Exception:  # a suggestion that does not fit this answer is skipped
+                        continue
+                    if rendered and rendered not in follow:
+                        follow.append(rendered)
+                if len(self._suggestion_cache) < 20000:
+                    self._suggestion_cache[key] = follow
+            out += [s for s in follow if s not in out]
         return out[:4] if unsure else out[:3]
 
     @staticmethod

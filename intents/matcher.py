@@ -50,7 +50,7 @@ EPOCHS = 14
 VOCABULARY = "vocabulary.json"
 
 SEED = 7
-_VERSION = "4"
+_VERSION = "5"
 
 
 @dataclass
@@ -108,6 +108,7 @@ class IntentMatcher:
             "config": TEXTCAT_CONFIG,
             "epochs": EPOCHS,
             "spacy": spacy.__version__,
+            "tokenizer": resolver.nlp.config["nlp"]["tokenizer"],
             "version": _VERSION,
         }
         digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
@@ -131,7 +132,8 @@ class IntentMatcher:
     def train(self, resolver: Resolver) -> TextCategorizer:
         """Train the text categorizer on the masked catalog examples, deterministically."""
         fix_random_seed(SEED)
-        nlp = spacy.blank("en")
+        # Trained with the same tokenizer that reads messages.
+        nlp = spacy.blank("en", config={"nlp": {"tokenizer": resolver.nlp.config["nlp"]["tokenizer"]}})
         textcat = nlp.add_pipe("textcat", config=TEXTCAT_CONFIG)
         for label in self.labels:
             textcat.add_label(label)
