@@ -125,6 +125,8 @@ class Renderer:
             short_use=self.short_use,
         )
         self._cache: dict[str, Any] = {}
+        # The shared macros (reminder, facts, asking back) are built once and offered as `m`.
+        self.env.globals["m"] = self.env.get_template("_macros.j2").module
 
     def treats(self, condition: Condition | str) -> list[Product]:
         """Listed products approved for a condition."""
