@@ -109,6 +109,7 @@ class IntentMatcher:
             "epochs": EPOCHS,
             "spacy": spacy.__version__,
             "tokenizer": resolver.nlp.config["nlp"]["tokenizer"],
+            "lemmas": resolver.nlp.meta.get("lemma_table"),
             "version": _VERSION,
         }
         digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
