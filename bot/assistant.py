@@ -542,7 +542,7 @@ class Assistant:
             suggestions = []
         return Reply(
             intent=turn.intent,
-            confidence=round(max(0.0, min(1.0, turn.confidence)), 3),
+            confidence=round(max(0.0, min(1.0, self._reported_confidence(turn))), 3),
             products=[p.id for p in products],
             conditions=[c.id for c in conditions],
             topics=[t.id for t in topics],
@@ -551,6 +551,17 @@ class Assistant:
             text=text,
             suggestions=suggestions,
         )
+
+    def _reported_confidence(self, turn: _Turn) -> float:
+        """The classifier's probability after calibration; rule decisions keep their own.
+
+        Decisions use the raw probabilities their thresholds were set on; people and scripts
+        see a calibrated one (temperature fitted on held-out catalog examples).
+        """
+        prediction = turn.prediction
+        if prediction is None or not prediction.scores or turn.intent not in prediction.scores:
+            return turn.confidence
+        return self.matcher.calibrated(prediction.scores, turn.intent)
 
     def _suggestions(self, turn: _Turn, context: dict, unsure: list) -> list[str]:
         out: list[str] = []

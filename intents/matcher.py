@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import shutil
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import spacy
+from spacy.language import Language
 from spacy.pipeline import TextCategorizer
 from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
@@ -50,7 +52,24 @@ EPOCHS = 14
 VOCABULARY = "vocabulary.json"
 
 SEED = 7
-_VERSION = "5"
+_VERSION = "6"
+
+
+def _scaled(scores: dict[str, float], temperature: float) -> dict[str, float]:
+    """Softmax probabilities re-tempered: p ** (1 / T), normalised."""
+    powered = {k: max(v, 1e-12) ** (1.0 / temperature) for k, v in scores.items()}
+    total = sum(powered.values())
+    return {k: v / total for k, v in powered.items()}
+
+
+def _best_temperature(scored: list[tuple[dict[str, float], str]]) -> float:
+    """The temperature with the lowest negative log-likelihood on held-out examples."""
+    candidates = [round(0.2 + 0.05 * i, 2) for i in range(57)]
+
+    def loss(temperature: float) -> float:
+        return -sum(math.log(max(_scaled(s, temperature)[gold], 1e-12)) for s, gold in scored)
+
+    return min(candidates, key=loss) if scored else 1.0
 
 
 @dataclass
@@ -91,6 +110,7 @@ class IntentMatcher:
         ]
         self.labels = sorted(catalog.examples)
         self.vocabulary: frozenset[str] = frozenset()
+        self.temperature = 1.0
         self._scores: dict[str, dict[str, float]] = {}
         # One spaCy pipeline serves the whole bot: the classifier is a component made from it,
         # not a second pipeline with a second tokenizer.
@@ -122,46 +142,70 @@ class IntentMatcher:
             try:
                 textcat = self.nlp.create_pipe("textcat", config=TEXTCAT_CONFIG)
                 textcat.from_disk(target / "textcat")
-                self.vocabulary = frozenset(json.loads((target / VOCABULARY).read_text(encoding="utf-8")))
+                saved = json.loads((target / VOCABULARY).read_text(encoding="utf-8"))
+                self.vocabulary = frozenset(saved["words"])
+                self.temperature = float(saved["temperature"])
                 return textcat
             except Exception:  # a broken cache is rebuilt, never fatal
                 log.warning("the cached classifier could not be read; training it again")
         textcat = self.train(resolver)
-        self._save(textcat, target, self.vocabulary)
+        self._save(textcat, target, {"words": sorted(self.vocabulary), "temperature": self.temperature})
         return textcat
 
     def train(self, resolver: Resolver) -> TextCategorizer:
-        """Train the text categorizer on the masked catalog examples, deterministically."""
+        """Train the text categorizer on the masked catalog examples, deterministically.
+
+        A first model trained on four fifths of the examples is scored on the fifth it did not
+        see, to fit the temperature that makes its probabilities honest (``self.temperature``);
+        then the model is trained on every example.
+        """
+        masked: list[tuple[str, str]] = []
+        vocabulary: set[str] = set()
+        for intent in self.labels:
+            for text in self.catalog.examples[intent]:
+                words = resolver.resolve(text).masked or "empty"
+                vocabulary.update(words.split())
+                masked.append((words, intent))
+        self.vocabulary = frozenset(vocabulary)
+        held_out = masked[::5]
+        nlp, fitted = self._fit(resolver, [m for i, m in enumerate(masked) if i % 5])
+        self.temperature = _best_temperature(
+            [(dict(fitted(nlp.make_doc(words)).cats), intent) for words, intent in held_out]
+        )
+        return self._fit(resolver, masked)[1]
+
+    def _fit(self, resolver: Resolver, masked: list[tuple[str, str]]) -> tuple[Language, TextCategorizer]:
         fix_random_seed(SEED)
         # Trained with the same tokenizer that reads messages.
         nlp = spacy.blank("en", config={"nlp": {"tokenizer": resolver.nlp.config["nlp"]["tokenizer"]}})
         textcat = nlp.add_pipe("textcat", config=TEXTCAT_CONFIG)
         for label in self.labels:
             textcat.add_label(label)
-        examples = []
-        vocabulary: set[str] = set()
-        for intent in self.labels:
-            for text in self.catalog.examples[intent]:
-                masked = resolver.resolve(text).masked or "empty"
-                vocabulary.update(masked.split())
-                cats = {label: float(label == intent) for label in self.labels}
-                examples.append(Example.from_dict(nlp.make_doc(masked), {"cats": cats}))
-        self.vocabulary = frozenset(vocabulary)
+        examples = [
+            Example.from_dict(
+                nlp.make_doc(words), {"cats": {label: float(label == intent) for label in self.labels}}
+            )
+            for words, intent in masked
+        ]
         nlp.initialize(lambda: examples)
         shuffle = random.Random(SEED)
         for _ in range(EPOCHS):
             shuffle.shuffle(examples)
             for batch in minibatch(examples, size=32):
                 nlp.update(batch, drop=0.2)
-        return textcat
+        return nlp, textcat
+
+    def calibrated(self, scores: dict[str, float], intent: str) -> float:
+        """The probability of ``intent`` after temperature scaling: what the bot reports."""
+        return _scaled(scores, self.temperature).get(intent, 0.0)
 
     @staticmethod
-    def _save(textcat: TextCategorizer, target: Path, vocabulary: frozenset[str]) -> None:
+    def _save(textcat: TextCategorizer, target: Path, vocabulary: dict[str, object]) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=target.parent))
             textcat.to_disk(scratch / "textcat")
-            (scratch / VOCABULARY).write_text(json.dumps(sorted(vocabulary)), encoding="utf-8")
+            (scratch / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
             if target.exists():
                 shutil.rmtree(scratch, ignore_errors=True)
                 return

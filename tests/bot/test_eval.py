@@ -23,3 +23,18 @@ def test_eval_dev_set_is_not_in_the_catalog(assistant: Assistant) -> None:
     catalog = {" ".join(e.lower().split()) for ex in assistant.catalog.examples.values() for e in ex}
     overlap = [c.text for c in read_cases(DEV) if " ".join(c.text.lower().split()) in catalog]
     assert len(overlap) <= 10, overlap
+
+
+def test_eval_confidence_is_calibrated(assistant: Assistant) -> None:
+    """Expected calibration error over ten bins, on questions the classifier never saw."""
+    bins = [[0, 0.0, 0] for _ in range(10)]
+    for case in read_cases(DEV):
+        session = f"calibration:{case.session}" if case.session else None
+        reply = assistant.reply(case.text, session=session)
+        slot = bins[min(int(reply.confidence * 10), 9)]
+        slot[0] += 1
+        slot[1] += reply.confidence
+        slot[2] += reply.intent == case.intent
+    total = sum(b[0] for b in bins)
+    error = sum(abs(b[2] - b[1]) for b in bins if b[0]) / total
+    assert error < 0.1
