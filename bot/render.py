@@ -146,29 +146,23 @@ class Renderer:
     ) -> Selection:
         """Listed products filtered by the kinds, technologies and condition groups asked about."""
         items = self.kb.listed_products()
-        labels: list[str] = []
         kinds = {k for t in topics for k in KIND_TOPICS.get(t.id, ())}
         if kinds:
             items = [p for p in items if p.kind in kinds]
-            labels += [t.name for t in topics if t.id in KIND_TOPICS]
         techs = [t for t in topics if t.id not in KIND_TOPICS and any(t.id in p.technologies for p in items)]
         if techs:
             items = [p for p in items if any(t.id in p.technologies for t in techs)]
-            labels += [t.name for t in techs]
         wanted = {c.id for g in groups for c in self.kb.conditions_in_group(g.id)} | {
             c.id for c in conditions
         }
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
-            labels += [g.name for g in groups] + [c.name for c in conditions]
-        label = _join(labels) or "cell and gene therapies"
-        heading = (
-            f"FDA-approved products for {label}"
-            if (groups or conditions)
-            else (f"FDA-approved {label}" if labels else "FDA-approved cell and gene therapies")
-        )
-        if not (kinds or techs or groups or conditions):
-            heading = "FDA-approved cell and gene therapies"
+        what = _join([t.name for t in topics if t.id in KIND_TOPICS] + [t.name for t in techs])
+        where = _join([g.name for g in groups] + [c.name for c in conditions])
+        label = _join([x for x in (what, where) if x]) or "cell and gene therapies"
+        heading = f"FDA-approved {what + ' products' if what else 'cell and gene therapies'}"
+        if where:
+            heading += f" for {where}"
         return Selection(items=items, heading=heading, label=label)
 
     def sources_of(self, item: Product | Topic | Condition, fields: list[str] | None = None) -> list[Any]:
