@@ -14,28 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
 import signal
-import string
 import sys
 import threading
 import time
 import traceback
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date
-from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from telegram import (
     Bot,
     BotCommand,
@@ -52,10 +43,8 @@ from telegram import (
 from telegram.constants import ChatAction, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -65,10 +54,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot.errors import CgtBotError, DataError, UsageError
+from bot.errors import CgtBotError, UsageError
 from bot.reply import Reply
 from bot.telegram_format import brand_pattern, escape, render_html, shorten, split_text
-from knowledge.schema import Kind
+from bot.telegram_state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
+from bot.telegram_texts import (
+    COMMANDS,
+    Texts,
+    fill_html,
+    human_date,
+    load_texts,
+    plain_text,
+)
 
 if TYPE_CHECKING:
     from bot import Assistant
@@ -89,403 +86,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TEXTS_PATH = Path(__file__).parent / "data" / "telegram.yaml"
 #: The update types the bot asks Telegram for.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "inline_query")
-COMMANDS = ("start", "help", "products", "about", "privacy", "reset", "forget")
-KINDS: tuple[str, ...] = get_args(Kind)
 
 CHAT_EXPIRY = 30 * 60.0  # seconds without a message after which a chat is forgotten (as in the REPL)
 SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait
-MAX_CONCURRENT_UPDATES = 256
 TYPING_DELAY = 0.3  # show "typing…" only for answers that take longer than this
 TYPING_REFRESH = 4.0  # Telegram shows the action for about 5 seconds
-FLOOD_LIMIT = 20  # messages one chat may have answered within FLOOD_WINDOW seconds
-FLOOD_WINDOW = 60.0
 RATE_LIMIT_RETRIES = 3  # retries after a 429
-NETWORK_RETRIES = 3  # retries after a network error when sending
-MAX_BUTTON_KEYS = 64  # button keys kept per chat; older buttons get "please ask again"
 MAX_SUGGESTIONS = 4
 INLINE_RESULTS = 4
 INLINE_ANSWER_LIMIT = 900
 INLINE_CACHE_SECONDS = 300
 
 _T = TypeVar("_T")
-
-# ---------------------------------------------------------------------------------------------
-# Texts
-
-
-_ALLOWED_TAGS = ("b", "i", "u", "s", "code")
-_TAG = re.compile(r"<(/?)([a-z]+)>")
-_ENTITY = re.compile(r"&(?:amp|lt|gt|quot);")
-
-
-def _check_text(value: str, allowed: frozenset[str], is_html: bool) -> str:
-    try:
-        used = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-    except ValueError as err:
-        raise ValueError(f"braces do not pair up ({err}); write {{{{ and }}}} for a literal brace") from None
-    unknown = sorted(used - allowed)
-    if unknown:
-        known = ", ".join(f"{{{name}}}" for name in sorted(allowed)) or "none"
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}}; this text may use: {known}")
-    if is_html:
-        _check_html(value)
-    return value
-
-
-def _check_html(value: str) -> None:
-    open_tags: list[str] = []
-    for match in _TAG.finditer(value):
-        closing, tag = match.groups()
-        if tag not in _ALLOWED_TAGS:
-            raise ValueError(f"tag <{tag}> is not allowed; use {', '.join(f'<{t}>' for t in _ALLOWED_TAGS)}")
-        if not closing:
-            open_tags.append(tag)
-        elif not open_tags or open_tags.pop() != tag:
-            raise ValueError(f"</{tag}> does not close the tag before it")
-    if open_tags:
-        raise ValueError(f"<{open_tags[-1]}> is never closed")
-    rest = _ENTITY.sub("", _TAG.sub("", value))
-    for char in "<>&":
-        if char in rest:
-            raise ValueError(f"write {char!r} as {escape(char)!r}")
-
-
-def _text(*placeholders: str, is_html: bool = True) -> Any:
-    check = partial(_check_text, allowed=frozenset(placeholders), is_html=is_html)
-    return Annotated[str, Field(min_length=1), AfterValidator(check)]
-
-
-Html = _text()
-Plain = _text(is_html=False)
-UsernameHtml = _text("bot_username")
-BrandPlain = _text("brand", is_html=False)
-KindHtml = _text("kind")
-AboutHtml = _text("count", "reviewed")
-DateHtml = _text("date")
-RangeHtml = _text("oldest", "newest")
-MinutesHtml = _text("minutes")
-
-
-class _TextsModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ProductTexts(_TextsModel):
-    """Texts of the /products browser."""
-
-    choose_kind: Html
-    kinds: dict[str, Plain]
-    choose_product: KindHtml
-    back: Plain
-    question: BrandPlain
-
-    @field_validator("kinds")
-    @classmethod
-    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(KINDS))
-        if unknown:
-            raise ValueError(f"unknown kind {unknown[0]!r}; kinds are {', '.join(KINDS)}")
-        return value
-
-
-class InlineTexts(_TextsModel):
-    """Texts of inline mode (``@bot question`` in any chat)."""
-
-    open_bot: Plain
-    product_question: BrandPlain
-    footer: UsernameHtml
-
-
-class Texts(_TextsModel):
-    """Every text of the Telegram front end, as loaded from ``bot/data/telegram.yaml``."""
-
-    commands: dict[str, Annotated[str, Field(min_length=3, max_length=256)]]
-    start: Html
-    start_examples: list[Annotated[Plain, Field(max_length=120)]] = Field(min_length=1, max_length=8)
-    help: UsernameHtml
-    products: ProductTexts
-    about: AboutHtml
-    reviewed_one: DateHtml
-    reviewed_range: RangeHtml
-    privacy: MinutesHtml
-    privacy_saved: Html
-    reset_done: Html
-    forget_done: Html
-    please_type: Html
-    please_ask_again: Html
-    unknown_command: Html
-    mention_only: UsernameHtml
-    slow_down: Html
-    error: Html
-    inline: InlineTexts
-
-    @field_validator("commands")
-    @classmethod
-    def _every_command(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = [name for name in COMMANDS if name not in value]
-        extra = sorted(set(value) - set(COMMANDS))
-        if missing or extra:
-            raise ValueError(f"commands must be exactly {', '.join(COMMANDS)}")
-        return value
-
-
-def load_texts(path: Path = TEXTS_PATH) -> Texts:
-    """Load and check the Telegram texts.
-
-    Args:
-        path (Path): The YAML file.
-
-    RETURNS (Texts): The validated texts.
-
-    Raises:
-        DataError: The file is missing, is not YAML, or breaks the schema; every problem is
-            reported as ``file: loc.path: message``.
-    """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Texts.model_validate(data)
-    except OSError as err:
-        raise DataError([f"{path}: cannot read the file ({err.strerror})"]) from None
-    except yaml.YAMLError as err:
-        raise DataError([f"{path}: not valid YAML ({err})"]) from None
-    except ValidationError as err:
-        problems = [
-            f"{path}: {'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-            for error in err.errors()
-        ]
-        raise DataError(problems) from None
-
-
-def _fill(template: str, **values: object) -> str:
-    """Fill an HTML template's placeholders with escaped values."""
-    return template.format(**{name: escape(value) for name, value in values.items()})
-
-
-def _plain(template_html: str) -> str:
-    """An HTML text as plain text (for callback answers, which take no markup)."""
-    return (
-        re.sub(r"<[^>]+>", "", template_html).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    )
-
-
-def _human_date(value: str) -> str:
-    """'2026-05-01' -> 'May 1, 2026' (also 'YYYY-MM' and 'YYYY')."""
-    parts = [int(part) for part in value.split("-")]
-    if len(parts) == 3:
-        day = date(*parts)
-        return f"{day:%B} {day.day}, {day.year}"
-    if len(parts) == 2:
-        return f"{date(parts[0], parts[1], 1):%B %Y}"
-    return str(parts[0])
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-chat state
-
-
-@dataclass
-class ChatState:
-    """What the front end keeps about one chat."""
-
-    seen: float
-    buttons: dict[str, str] = field(default_factory=dict)
-    next_key: int = 0
-    recent: deque[float] = field(default_factory=deque)
-    warned: bool = False
-
-    def key_for(self, question: str) -> str:
-        """The callback data of a button that asks ``question``: a short key, never the text."""
-        for key, known in self.buttons.items():
-            if known == question:
-                return f"q:{key}"
-        key = _base36(self.next_key)
-        self.next_key += 1
-        self.buttons[key] = question
-        while len(self.buttons) > MAX_BUTTON_KEYS:
-            del self.buttons[next(iter(self.buttons))]
-        return f"q:{key}"
-
-    def flooded(self, now: float) -> bool:
-        """Count one more message; True when the chat sent too many within the window."""
-        while self.recent and now - self.recent[0] > FLOOD_WINDOW:
-            self.recent.popleft()
-        if len(self.recent) >= FLOOD_LIMIT:
-            return True
-        self.recent.append(now)
-        self.warned = False
-        return False
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
-
-
-class ChatStore:
-    """Per-chat state in memory, with an expiry, and saved to a JSON file only when asked.
-
-    Args:
-        expiry (float): Seconds without a message after which a chat counts as expired.
-        path (str | Path | None): A JSON file to load at start and save to; None keeps
-            everything in memory only.
-    """
-
-    def __init__(self, expiry: float, path: str | os.PathLike[str] | None = None) -> None:
-        self.expiry = expiry
-        self.path = Path(path) if path is not None else None
-        self.chats: dict[int, ChatState] = {}
-        self._dirty = False
-        if self.path is not None:
-            self._load()
-
-    def touch(self, chat_id: int, now: float) -> ChatState:
-        """The state of ``chat_id`` (new if there is none), marked as seen at ``now``."""
-        state = self.chats.get(chat_id)
-        if state is None:
-            state = self.chats[chat_id] = ChatState(seen=now)
-        state.seen = now
-        self._dirty = True
-        return state
-
-    def is_expired(self, chat_id: int, now: float) -> bool:
-        """Whether ``chat_id`` has state that has expired by ``now``."""
-        state = self.chats.get(chat_id)
-        return state is not None and now - state.seen > self.expiry
-
-    def expired(self, now: float) -> list[int]:
-        """The chats whose state has expired by ``now``."""
-        return [chat_id for chat_id, state in self.chats.items() if now - state.seen > self.expiry]
-
-    def drop(self, chat_id: int) -> None:
-        """Remove everything held about ``chat_id``."""
-        if self.chats.pop(chat_id, None) is not None:
-            self._dirty = True
-
-    def save(self) -> None:
-        """Write the state to the file, if there is one and anything changed (owner-only file)."""
-        if self.path is None or not self._dirty:
-            return
-        data = {
-            "version": 1,
-            "chats": {
-                str(chat_id): {"seen": state.seen, "buttons": state.buttons, "next_key": state.next_key}
-                for chat_id, state in self.chats.items()
-            },
-        }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, self.path)
-        self._dirty = False
-
-    def _load(self) -> None:
-        assert self.path is not None
-        if not self.path.exists():
-            return
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            now = time.time()
-            for key, saved in data["chats"].items():
-                state = ChatState(
-                    seen=float(saved["seen"]),
-                    buttons={str(k): str(v) for k, v in saved["buttons"].items()},
-                    next_key=int(saved["next_key"]),
-                )
-                if now - state.seen <= self.expiry:
-                    self.chats[int(key)] = state
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise CgtBotError(
-                f"Cannot read the saved chat state in {self.path} ({type(err).__name__}); "
-                "move the file away to start afresh."
-            ) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Processing and sending
-
-
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Runs updates of different chats in parallel and the updates of one chat in order."""
-
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Await ``coroutine`` once every earlier update of the same chat is done."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        self._users[chat.id] = self._users.get(chat.id, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._users[chat.id] -= 1
-            if not self._users[chat.id]:
-                del self._users[chat.id], self._locks[chat.id]
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to release."""
-
-
-class RetryingRateLimiter(AIORateLimiter):
-    """Telegram's limits for outgoing requests, retrying 429s and network errors.
-
-    :class:`~telegram.ext.AIORateLimiter` keeps the bot below about 30 messages a second overall
-    and 20 a minute in each group and waits out a 429's ``retry_after``; this adds a few retries,
-    with a short back-off, for requests that failed on the network. Log lines name the method and
-    the error class only.
-    """
-
-    def __init__(self, *, network_retries: int = NETWORK_RETRIES, backoff: float = 0.5, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._network_retries = network_retries
-        self._backoff = backoff
-
-    async def process_request(
-        self,
-        callback: Callable[..., Any],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> Any:
-        """Send through the rate limiter; retry network errors other than Bad Request."""
-        attempt = 0
-        while True:
-            try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except NetworkError as err:
-                attempt += 1
-                if isinstance(err, BadRequest) or attempt > self._network_retries:
-                    raise
-                logger.warning(
-                    "Network error on %s (%s); retry %d of %d.",
-                    endpoint,
-                    type(err).__name__,
-                    attempt,
-                    self._network_retries,
-                )
-                await asyncio.sleep(self._backoff * attempt)
-
 
 # ---------------------------------------------------------------------------------------------
 # The handlers
@@ -583,7 +198,9 @@ class TelegramFrontEnd:
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Explain how to ask and what the commands do."""
-        await update.effective_message.reply_text(_fill(self.texts.help, bot_username=context.bot.username))
+        await update.effective_message.reply_text(
+            fill_html(self.texts.help, bot_username=context.bot.username)
+        )
 
     async def on_products(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer the kinds of therapy as buttons."""
@@ -595,10 +212,10 @@ class TelegramFrontEnd:
         """Say where the facts come from and when they were last reviewed."""
         dates = sorted(product.last_reviewed for product in self.products.values())
         if dates[0] == dates[-1]:
-            reviewed = _fill(self.texts.reviewed_one, date=_human_date(dates[0]))
+            reviewed = fill_html(self.texts.reviewed_one, date=human_date(dates[0]))
         else:
-            reviewed = _fill(
-                self.texts.reviewed_range, oldest=_human_date(dates[0]), newest=_human_date(dates[-1])
+            reviewed = fill_html(
+                self.texts.reviewed_range, oldest=human_date(dates[0]), newest=human_date(dates[-1])
             )
         count = sum(1 for product in self.products.values() if product.family is None)
         text = self.texts.about.format(count=escape(count), reviewed=reviewed)
@@ -606,7 +223,7 @@ class TelegramFrontEnd:
 
     async def on_privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say what is kept about the chat and for how long."""
-        text = _fill(self.texts.privacy, minutes=round(self.store.expiry / 60))
+        text = fill_html(self.texts.privacy, minutes=round(self.store.expiry / 60))
         if self.store.path is not None:
             text += "\n\n" + self.texts.privacy_saved
         await update.effective_message.reply_text(text)
@@ -649,7 +266,9 @@ class TelegramFrontEnd:
         if question:
             await self._answer(bot, message.chat_id, question, thread_id=_thread(message), quote=quote)
         elif message.text or message.caption:
-            await self._send(bot, message, _fill(self.texts.mention_only, bot_username=bot.username), quote)
+            await self._send(
+                bot, message, fill_html(self.texts.mention_only, bot_username=bot.username), quote
+            )
         else:
             await self._send(bot, message, self.texts.please_type, quote)
 
@@ -666,7 +285,7 @@ class TelegramFrontEnd:
         message = query.message
         prefix, _, argument = (query.data or "").partition(":")
         if message is None:
-            await query.answer(_plain(self.texts.please_ask_again))
+            await query.answer(plain_text(self.texts.please_ask_again))
             return
         if prefix in ("k", "m"):
             await query.answer()
@@ -704,7 +323,7 @@ class TelegramFrontEnd:
             buttons = [InlineKeyboardButton(p.brand, callback_data=f"p:{p.id}") for p in listed]
             rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
             rows.append([InlineKeyboardButton(self.texts.products.back, callback_data="m")])
-            text = _fill(self.texts.products.choose_product, kind=self.texts.products.kinds[kind])
+            text = fill_html(self.texts.products.choose_product, kind=self.texts.products.kinds[kind])
             markup = InlineKeyboardMarkup(rows)
         else:
             text, markup = self.texts.products.choose_kind, self._kinds_keyboard()
@@ -738,7 +357,7 @@ class TelegramFrontEnd:
             button = InlineQueryResultsButton(text=self.texts.inline.open_bot, start_parameter="inline")
             await query.answer([], button=button, cache_time=INLINE_CACHE_SECONDS, is_personal=False)
             return
-        footer = _fill(self.texts.inline.footer, bot_username=context.bot.username)
+        footer = fill_html(self.texts.inline.footer, bot_username=context.bot.username)
         results = []
         for index, (question, reply) in enumerate(await self._inline_answers(text)):
             body = render_html(shorten(reply.text, INLINE_ANSWER_LIMIT), self._brands)
