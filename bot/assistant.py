@@ -237,14 +237,14 @@ class Assistant:
         text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", raw))
         truncated = len(text) > MAX_CHARS
         text = text[:MAX_CHARS]
-        normalized = " ".join(normalize(text).split())
+        normalized = self.catalog.expand(" ".join(normalize(text).split()))
         turn = _Turn(text=text, normalized=normalized, truncated=truncated)
         if not re.search(r"[^\W\d_]", normalized):
             turn.intent, turn.confidence = "out_of_scope", 1.0
             turn.reason = "empty" if not normalized else "no_words"
             return turn
         turn.language = self._language(normalized)
-        resolution = self.resolver.resolve(text)
+        resolution = self.resolver.resolve(normalized)
         turn.resolution = resolution
         turn.products = resolution.ids("product")
         turn.conditions = resolution.ids("condition")

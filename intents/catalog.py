@@ -93,6 +93,7 @@ class ScopeRules(_Model):
     therapy_topics: list[str] = []
     follow_up_max_words: int = 6
     min_confidence: float = Field(ge=0, le=1)
+    shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)
     languages: dict[str, list[str]] = {}
 
@@ -107,10 +108,22 @@ class Catalog:
     scope: ScopeRules
     responses_dir: Path
     files: dict[str, str] = field(default_factory=dict)
+    _shorthand: re.Pattern[str] | None = field(default=None, repr=False)
 
     def spec(self, name: str) -> IntentSpec:
         """The spec of one intent (KeyError if unknown)."""
         return self.intents[name]
+
+    def expand(self, normalized: str) -> str:
+        """Spell out texting shorthand ("wat r u" -> "what are you") in a normalized text."""
+        if not self.scope.shorthand:
+            return normalized
+        if self._shorthand is None:
+            words = sorted(self.scope.shorthand, key=len, reverse=True)
+            self._shorthand = re.compile(
+                r"(?<![\w.'])(" + "|".join(map(re.escape, words)) + r")(?![\w'])(?!\.\w)"
+            )
+        return self._shorthand.sub(lambda m: self.scope.shorthand[m.group(1)], normalized)
 
 
 def _problems(name: str, error: ValidationError) -> list[Problem]:

@@ -33,7 +33,7 @@ from spacy.util import fix_random_seed, minibatch
 from intents.catalog import Catalog
 from intents.safety import SafetyScreen
 from knowledge.cache import cache_dir
-from knowledge.resolver import Resolution, Resolver
+from knowledge.resolver import Resolution, Resolver, normalize
 
 __all__ = ["IntentMatcher", "Prediction"]
 
@@ -123,6 +123,7 @@ class IntentMatcher:
         digest = hashlib.sha256()
         payload = {
             "examples": self.catalog.examples,
+            "shorthand": self.catalog.scope.shorthand,
             "names": sorted(resolver.names),
             "unmasked": sorted(resolver.unmasked),
             "config": TEXTCAT_CONFIG,
@@ -163,7 +164,9 @@ class IntentMatcher:
         vocabulary: set[str] = set()
         for intent in self.labels:
             for text in self.catalog.examples[intent]:
-                words = resolver.resolve(text).masked or "empty"
+                words = (
+                    resolver.resolve(self.catalog.expand(" ".join(normalize(text).split()))).masked or "empty"
+                )
                 vocabulary.update(words.split())
                 masked.append((words, intent))
         self.vocabulary = frozenset(vocabulary)
