@@ -38,3 +38,10 @@ def test_eval_confidence_is_calibrated(assistant: Assistant) -> None:
     total = sum(b[0] for b in bins)
     error = sum(abs(b[2] - b[1]) for b in bins if b[0]) / total
     assert error < 0.1
+
+
+def test_eval_probe_set_of_messy_questions(assistant: Assistant) -> None:
+    """A second held-out set in texting style (shorthand, caps, emoji, run-ons)."""
+    report = evaluate(assistant, read_cases(DEV.parent / "probe.jsonl"), tag="test-probe")
+    assert report.intent_accuracy >= 0.95, report.as_text()
+    assert report.product_accuracy >= 0.97, report.as_text()

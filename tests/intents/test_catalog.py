@@ -50,3 +50,10 @@ def test_catalog_no_example_under_two_intents() -> None:
 def test_catalog_every_intent_has_a_template() -> None:
     for intent in CATALOG.intents:
         assert (CATALOG.responses_dir / f"{intent}.j2").exists(), intent
+
+
+def test_catalog_shorthand_is_spelled_out_as_whole_words() -> None:
+    assert CATALOG.expand("wat r u") == "what are you"
+    assert CATALOG.expand("can u tell me abt it pls") == "can you tell me about it please"
+    assert CATALOG.expand("the u.s. price") == "the u.s. price"
+    assert CATALOG.expand("urgent") == "urgent"
