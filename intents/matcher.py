@@ -13,6 +13,7 @@ them retrains it, and the same inputs always give the same model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,6 +217,14 @@ class IntentMatcher:
             scratch.rename(target)
         except OSError:
             log.info("the classifier cache folder is not writable; the classifier stays in memory")
+            return
+        # Each edit of the catalog trains a new classifier; older ones (7 MB each) go, except
+        # those used in the last day, which another checkout on this machine may still need.
+        cutoff = time.time() - 24 * 3600
+        for old in target.parent.glob("textcat-*"):
+            with contextlib.suppress(OSError):
+                if old != target and old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old)
 
     # -- classifying ------------------------------------------------------------------------------
 
