@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import re
 import shutil
@@ -148,6 +149,8 @@ class IntentMatcher:
                 saved = json.loads((target / VOCABULARY).read_text(encoding="utf-8"))
                 self.vocabulary = frozenset(saved["words"])
                 self.temperature = float(saved["temperature"])
+                with contextlib.suppress(OSError):  # marks it as in use, for pruning
+                    os.utime(target)
                 return textcat
             except Exception:  # a broken cache is rebuilt, never fatal
                 log.warning("the cached classifier could not be read; training it again")
