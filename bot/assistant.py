@@ -163,6 +163,7 @@ class Assistant:
         knowledge_dir (Path): folder of knowledge files (default: the packaged ones).
         intents_dir (Path): folder of the intent catalog (default: the packaged one).
         sessions (SessionStore): where conversation context is kept (default: in memory).
+        on_training (Callable[[], None] | None): called when the classifier must first be trained.
     """
 
     def __init__(
@@ -170,12 +171,13 @@ class Assistant:
         knowledge_dir: Path = KNOWLEDGE_DIR,
         intents_dir: Path = INTENTS_DIR,
         sessions: SessionStore | None = None,
+        on_training: Callable[[], None] | None = None,
     ) -> None:
         self.knowledge: KnowledgeBase = load_knowledge(knowledge_dir)
         self.catalog: Catalog = load_catalog(intents_dir)
         self.nlp = build_nlp(_known_words(self.knowledge, self.catalog, knowledge_dir))
         self.resolver = Resolver(self.knowledge, self.nlp)
-        self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common)
+        self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common, on_training)
         self.renderer = Renderer(self.catalog.responses_dir, self.knowledge, cache_dir() / "templates")
         self.renderer.warm(
             list(self.catalog.intents),

@@ -71,7 +71,11 @@ def _configure_logging(level: str) -> None:
 def _assistant():  # type: ignore[no-untyped-def]
     from bot.assistant import Assistant
 
-    return Assistant()
+    def tell() -> None:
+        sys.stderr.write("cgt-bot: first start: preparing the classifier (about a minute, once)...\n")
+        sys.stderr.flush()
+
+    return Assistant(on_training=tell)
 
 
 def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:

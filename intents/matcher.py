@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,10 +100,19 @@ class IntentMatcher:
         catalog (Catalog): intents, examples and rules.
         resolver (Resolver): used to mask the training examples as messages are masked.
         common_words (frozenset[str]): common English words, for the safety screen.
+        on_training (Callable[[], None] | None): called before a (slow) first training, so that a
+            front end can tell the person why the first start takes a while.
     """
 
-    def __init__(self, catalog: Catalog, resolver: Resolver, common_words: frozenset[str]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        resolver: Resolver,
+        common_words: frozenset[str],
+        on_training: Callable[[], None] | None = None,
+    ) -> None:
         self.catalog = catalog
+        self.on_training = on_training
         self.domain_words = frozenset(catalog.scope.domain_words)
         known = frozenset(w for name in resolver.names for w in name.split()) | self.domain_words
         self.screen = SafetyScreen(catalog.safety, common_words, known)
@@ -154,6 +164,8 @@ class IntentMatcher:
                 return textcat
             except Exception:  # a broken cache is rebuilt, never fatal
                 log.warning("the cached classifier could not be read; training it again")
+        if self.on_training is not None:
+            self.on_training()
         textcat = self.train(resolver)
         self._save(textcat, target, {"words": sorted(self.vocabulary), "temperature": self.temperature})
         return textcat
