@@ -253,7 +253,7 @@ class Assistant:
         turn.groups = resolution.ids("group")
         turn.others = resolution.ids("other")
         turn.did_you_mean = [p for p in resolution.did_you_mean if p not in turn.products]
-        strong = [t for t in resolution.ids("topic") if not self.knowledge.topics[t].weak]
+        strong = self._strong(resolution.ids("topic"))
         signal = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
         signal = signal or self.matcher.has_domain_word(resolution)
         # Everyday ideas (cost, insurance) count only in a question that is about this domain.
@@ -406,7 +406,7 @@ class Assistant:
         """Keep the intent only when the message holds what the intent needs."""
         assert turn.resolution is not None and turn.prediction is not None
         minimum = self.catalog.scope.min_confidence
-        strong = [t for t in turn.topics if not self.knowledge.topics[t].weak]
+        strong = self._strong(turn.topics)
         on_topic = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
         on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
         intent = turn.intent
@@ -448,9 +448,11 @@ class Assistant:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
                 return
         spec = self.catalog.spec(intent)
-        floor = spec.min_confidence if spec.min_confidence is not None else 0.0
-        if intent in SMALL_TALK or (intent == "personal_advice" and not on_topic):
-            if turn.confidence < floor or (intent == "personal_advice" and not on_topic):
+        if intent == "personal_advice" and not on_topic:
+            turn.intent, turn.reason = "out_of_scope", "unsure"
+            return
+        if intent in SMALL_TALK:
+            if spec.min_confidence is not None and turn.confidence < spec.min_confidence:
                 turn.intent, turn.reason = "out_of_scope", "unsure"
             return
         mentioned = turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean

@@ -61,10 +61,6 @@ def _join(items: list[str], word: str = "and") -> str:
     return ", ".join(items[:-1]) + f" {word} " + items[-1]
 
 
-def _year(date: str | None) -> str:
-    return (date or "")[:4]
-
-
 def _month_year(date: str | None) -> str:
     months = [
         "January", "February", "March", "April", "May", "June",
@@ -109,9 +105,7 @@ class Renderer:
             keep_trailing_newline=False,
             auto_reload=False,
         )
-        self.env.filters.update(
-            join_words=_join, year=_year, month_year=_month_year, lower_first=lambda s: s[:1].lower() + s[1:]
-        )
+        self.env.filters.update(join_words=_join, month_year=_month_year)
         self.env.globals.update(
             kb=kb,
             kind_words=KIND_WORDS,
