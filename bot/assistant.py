@@ -35,7 +35,7 @@ from intents.matcher import IntentMatcher, Prediction
 from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
-from knowledge.resolver import Resolution, Resolver, normalize
+from knowledge.resolver import Resolution, Resolver, common_words, normalize
 
 __all__ = ["Assistant", "build_nlp"]
 
@@ -113,7 +113,7 @@ def _kept_lemmas(keep: frozenset[str]) -> Lookups:
     return lookups
 
 
-def _known_words(kb: KnowledgeBase, catalog: Catalog, knowledge_dir: Path) -> frozenset[str]:
+def _known_words(kb: KnowledgeBase, catalog: Catalog) -> frozenset[str]:
     """Every word the bot's data uses: the only words whose lemmas its decisions read."""
     texts: list[str] = [e for examples in catalog.examples.values() for e in examples]
     for product in kb.products.values():
@@ -126,8 +126,7 @@ def _known_words(kb: KnowledgeBase, catalog: Catalog, knowledge_dir: Path) -> fr
     safety = catalog.safety.emergency
     texts += [*safety.signs, *safety.fuzzy_signs, *safety.subjects, *safety.now_verbs]
     words = {w for text in texts for w in re.findall(r"[a-z]+", normalize(text))}
-    common = (knowledge_dir / "common_words.txt").read_text(encoding="utf-8").split()
-    return frozenset(words | set(common) | set(STOP_WORDS))
+    return frozenset(words | common_words() | set(STOP_WORDS))
 
 
 @dataclass
@@ -151,6 +150,7 @@ class _Turn:
     language: str | None = None
     truncated: bool = False
     from_context: bool = False
+    domain_word: bool = False
 
 
 class Assistant:
@@ -175,7 +175,7 @@ class Assistant:
     ) -> None:
         self.knowledge: KnowledgeBase = load_knowledge(knowledge_dir)
         self.catalog: Catalog = load_catalog(intents_dir)
-        self.nlp = build_nlp(_known_words(self.knowledge, self.catalog, knowledge_dir))
+        self.nlp = build_nlp(_known_words(self.knowledge, self.catalog))
         self.resolver = Resolver(self.knowledge, self.nlp)
         self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common, on_training)
         self.renderer = Renderer(self.catalog.responses_dir, self.knowledge, cache_dir() / "templates")
@@ -255,7 +255,8 @@ class Assistant:
         turn.did_you_mean = [p for p in resolution.did_you_mean if p not in turn.products]
         strong = self._strong(resolution.ids("topic"))
         signal = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
-        signal = signal or self.matcher.has_domain_word(resolution)
+        turn.domain_word = self.matcher.has_domain_word(resolution)
+        signal = signal or turn.domain_word
         # Everyday ideas (cost, insurance) count only in a question that is about this domain.
         turn.topics = resolution.ids("topic") if signal or context.products else strong
         safety = self.matcher.safety(normalized, in_domain=signal or bool(context.products))
@@ -408,7 +409,7 @@ class Assistant:
         minimum = self.catalog.scope.min_confidence
         strong = self._strong(turn.topics)
         on_topic = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
-        on_topic = on_topic or self.matcher.has_domain_word(turn.resolution)
+        on_topic = on_topic or turn.domain_word
         intent = turn.intent
         if turn.others and not turn.products:
             general = self.catalog.spec(intent).needs in ("topic", "domain", "condition")
@@ -483,7 +484,7 @@ class Assistant:
         elif needs == "condition" and not (turn.conditions or turn.groups):
             if turn.products:
                 turn.intent = "product_uses"
-            elif turn.topics or self.matcher.has_domain_word(turn.resolution):
+            elif turn.topics or turn.domain_word:
                 turn.reason = "unknown_condition"
             else:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from bot.errors import DataError
 from bot.telegram_format import escape
+from knowledge.loader import validation_problems
 from knowledge.schema import Kind
 
 if TYPE_CHECKING:
@@ -182,11 +183,7 @@ def load_texts(path: Path = TEXTS_PATH) -> Texts:
     except yaml.YAMLError as err:
         raise DataError([f"{path}: not valid YAML ({err})"]) from None
     except ValidationError as err:
-        problems = [
-            f"{path}: {'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-            for error in err.errors()
-        ]
-        raise DataError(problems) from None
+        raise DataError([str(p) for p in validation_problems(str(path), err)]) from None
 
 
 def fill_html(template: str, **values: object) -> str:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from knowledge.errors import DataError
-from knowledge.loader import Problem, read_yaml
+from knowledge.loader import Problem, read_yaml, validation_problems
 
 __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "load_catalog"]
 
@@ -126,13 +126,6 @@ class Catalog:
         return self._shorthand.sub(lambda m: self.scope.shorthand[m.group(1)], normalized)
 
 
-def _problems(name: str, error: ValidationError) -> list[Problem]:
-    return [
-        Problem(name, f"{'.'.join(str(p) for p in item['loc']) or '(top)'}: {item['msg']}")
-        for item in error.errors()
-    ]
-
-
 def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem]]:
     """Load the catalog under ``root``; return it (None if unusable) and every problem found."""
     problems: list[Problem] = []
@@ -145,7 +138,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
         try:
             return adapter.validate_python(data)
         except ValidationError as error:
-            problems.extend(_problems(str(path.relative_to(root.parent)), error))
+            problems.extend(validation_problems(str(path.relative_to(root.parent)), error))
             return None
 
     specs = parse(root / "intents.yaml", TypeAdapter(list[IntentSpec])) or []

@@ -31,7 +31,15 @@ from knowledge.schema import (
     Topic,
 )
 
-__all__ = ["DATA_DIR", "FACT_FIELDS", "KnowledgeBase", "Problem", "load_knowledge", "read_yaml"]
+__all__ = [
+    "DATA_DIR",
+    "FACT_FIELDS",
+    "KnowledgeBase",
+    "Problem",
+    "load_knowledge",
+    "read_yaml",
+    "validation_problems",
+]
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -116,7 +124,8 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _validation_problems(name: str, error: ValidationError, prefix: str = "") -> list[Problem]:
+def validation_problems(name: str, error: ValidationError, prefix: str = "") -> list[Problem]:
+    """Every error of a pydantic validation as a Problem reading ``name: loc.path: message``."""
     problems = []
     for item in error.errors():
         loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
@@ -128,7 +137,7 @@ def _validate(model: type[M], data: Any, name: str, prefix: str = "") -> tuple[M
     try:
         return model.model_validate(data), []
     except ValidationError as error:
-        return None, _validation_problems(name, error, prefix)
+        return None, validation_problems(name, error, prefix)
 
 
 @dataclass
@@ -316,7 +325,7 @@ def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
         try:
             return TypeAdapter(list[model]).validate_python(data or [])  # type: ignore[valid-type]
         except ValidationError as error:
-            problems.extend(_validation_problems(name, error))
+            problems.extend(validation_problems(name, error))
             return []
 
     kb.groups = {g.id: g for g in listing("condition_groups.yaml", ConditionGroup)}
@@ -331,7 +340,7 @@ def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
             try:
                 kb.sources = TypeAdapter(dict[str, Source]).validate_python(data or {})
             except ValidationError as error:
-                problems.extend(_validation_problems(_display(path, root), error))
+                problems.extend(validation_problems(_display(path, root), error))
 
     for pid, product in list(kb.products.items()):
         if product.family and product.family in kb.products:

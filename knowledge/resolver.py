@@ -8,6 +8,7 @@ common English words, so "car", "yes" or "revenge" never become a product.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -27,7 +28,7 @@ from spacy.util import filter_spans
 from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR, KnowledgeBase
 
-__all__ = ["PLACEHOLDERS", "Mention", "Resolution", "Resolver", "normalize"]
+__all__ = ["PLACEHOLDERS", "Mention", "Resolution", "Resolver", "common_words", "normalize"]
 
 #: What a mention is replaced by before classification, per kind of entity.
 PLACEHOLDERS = {
@@ -113,7 +114,9 @@ def _tokenized(nlp: Language, names: list[str]) -> list[list[str]]:
     return words
 
 
-def _load_common_words(path: Path) -> frozenset[str]:
+@functools.cache
+def common_words(path: Path = DATA_DIR / "common_words.txt") -> frozenset[str]:
+    """Common English words, which are never fuzzy-matched onto a name (read once)."""
     try:
         return frozenset(path.read_text(encoding="utf-8").split())
     except OSError:
@@ -135,7 +138,7 @@ class Resolver:
 
     def __init__(self, kb: KnowledgeBase, nlp: Language) -> None:
         self.nlp = nlp
-        self.common = _load_common_words(DATA_DIR / "common_words.txt")
+        self.common = common_words()
         self.stop = nlp.Defaults.stop_words
         self.names: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for kind, ident, name, generated in self._all_names(kb):
