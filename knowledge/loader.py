@@ -181,8 +181,38 @@ class KnowledgeBase:
         return [p for p in self.listed_products() if condition_id in p.conditions]
 
     def conditions_in_group(self, group_id: str) -> list[Condition]:
-        """Conditions that belong to a condition group."""
+        """Conditions that belong to a condition group directly."""
         return [c for c in self.conditions.values() if c.group == group_id]
+
+    def group_ancestors(self, group_id: str) -> list[str]:
+        """The group and every broader group above it, nearest first."""
+        chain: list[str] = []
+        current: str | None = group_id
+        while current is not None and current in self.groups and current not in chain:
+            chain.append(current)
+            current = self.groups[current].parent
+        return chain
+
+    def conditions_under(self, group_id: str) -> list[Condition]:
+        """Every condition in a group or in any group below it, however deep."""
+        return [c for c in self.conditions.values() if group_id in self.group_ancestors(c.group)]
+
+    def products_under(self, group_id: str) -> list[Product]:
+        """Listed products that treat any condition under a group, by brand."""
+        wanted = {c.id for c in self.conditions_under(group_id)}
+        return [p for p in self.listed_products() if wanted & set(p.conditions)]
+
+    def class_members(self, topic_id: str) -> list[Product]:
+        """Listed products of a class of therapy (CAR-T, AAV gene therapy...), by brand."""
+        topic = self.topics.get(topic_id)
+        if topic is None or topic.members is None:
+            return []
+        rule = topic.members
+        return [
+            p
+            for p in self.listed_products()
+            if set(rule.technologies) & set(p.technologies) or p.kind in rule.kinds
+        ]
 
     def comparison(self, first: str, second: str) -> Comparison | None:
         """The written comparison of two topics, in either order, if there is one."""
@@ -231,9 +261,19 @@ class KnowledgeBase:
                 yield Problem(where, f"group: unknown condition group '{condition.group}'")
             if condition.description:
                 yield from self._fact_refs(where, "description", condition.description, condition)
+        for gid, group in self.groups.items():
+            if group.parent is not None and group.parent not in self.groups:
+                yield Problem(f"condition_groups.yaml: {gid}", f"parent: unknown condition group '{group.parent}'")
+            elif group.parent is not None and gid in self.group_ancestors(group.parent):
+                yield Problem(f"condition_groups.yaml: {gid}", "parent: groups form a loop")
         for tid, topic in self.topics.items():
             where = self.files.get(tid, tid)
             yield from self._fact_refs(where, "definition", topic.definition, topic)
+            for aspect, fact in topic.aspects.items():
+                yield from self._fact_refs(where, f"aspects.{aspect}", fact, topic)
+            for rid in topic.members.technologies if topic.members else []:
+                if rid not in self.topics:
+                    yield Problem(where, f"members.technologies: unknown topic id '{rid}'")
             for i, fact in enumerate(topic.more):
                 yield from self._fact_refs(where, f"more.{i}", fact, topic)
             for rid in topic.related:

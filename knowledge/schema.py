@@ -17,6 +17,7 @@ __all__ = [
     "DATE",
     "SLUG",
     "Approval",
+    "Aspect",
     "Comparison",
     "Condition",
     "ConditionGroup",
@@ -24,6 +25,7 @@ __all__ = [
     "Fact",
     "KnowledgeModel",
     "Maker",
+    "Membership",
     "NotCovered",
     "Product",
     "Source",
@@ -139,15 +141,48 @@ class Condition(KnowledgeModel):
 
 
 class ConditionGroup(KnowledgeModel):
-    """A family of conditions used to filter lists ("gene therapies for blood disorders")."""
+    """An umbrella term over conditions ("lymphoma", "blood cancer"), itself under a broader one.
+
+    A question about a group answers for every condition under it, however deep:
+    marginal zone lymphoma -> non-Hodgkin lymphoma -> lymphoma -> blood cancer -> cancer.
+    """
 
     id: str = Field(pattern=SLUG)
     name: str
     aliases: list[str] = []
+    parent: str | None = Field(default=None, pattern=SLUG, description="The broader group's id.")
+
+
+#: The aspects of a whole class of therapy that a product question can ask about.
+Aspect = Literal[
+    "overview",
+    "uses",
+    "administration",
+    "side_effects",
+    "effectiveness",
+    "access",
+    "cost",
+    "category",
+    "mechanism",
+    "approval",
+    "maker",
+]
+
+
+class Membership(KnowledgeModel):
+    """Which products belong to a class of therapy: any listed technology or kind makes one."""
+
+    technologies: list[str] = Field(default=[], description="Topic ids in a product's technologies.")
+    kinds: list[Kind] = []
 
 
 class Topic(KnowledgeModel):
-    """A general idea people ask about: a kind of therapy, a risk, cost, trials."""
+    """A general idea people ask about: a kind of therapy, a risk, cost, trials.
+
+    A topic that is a class of therapy (CAR-T, AAV gene therapy) has ``members``, and may have
+    ``aspects``: what holds for the whole class, so that "side effects of CAR-T?" is answered
+    from sourced class facts and the list of the class's products.
+    """
 
     id: str = Field(pattern=SLUG)
     name: str
@@ -163,6 +198,8 @@ class Topic(KnowledgeModel):
         default=False,
         description="Keep the name's words for the classifier: they say what is asked (clinical trials).",
     )
+    members: Membership | None = None
+    aspects: dict[Aspect, Fact] = Field(default={}, description="Facts that hold for the whole class.")
     sources: dict[str, Source] = {}
 
 
