@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ class Case:
     intent: str
     products: tuple[str, ...] | None
     session: str | None
+    mentions: tuple[str, ...] = ()
+    ordinal: int | None = None
+    urgent: bool | None = None
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Report:
     intent_correct: int = 0
     product_total: int = 0
     product_correct: int = 0
+    all_ok: int = 0
     per_intent: dict[str, dict[str, float]] = field(default_factory=dict)
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
     misses: list[dict[str, Any]] = field(default_factory=list)
@@ -52,10 +56,16 @@ class Report:
         """Share of questions with labelled products whose products were right."""
         return self.product_correct / self.product_total if self.product_total else 0.0
 
+    @property
+    def all_ok_rate(self) -> float:
+        """Share of questions right in every way: intent, products, urgency and named content."""
+        return self.all_ok / self.total if self.total else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         """The figures as one JSON-ready object (``eval --json``)."""
         return {
             "total": self.total,
+            "all_ok": round(self.all_ok_rate, 4),
             "intent_accuracy": round(self.intent_accuracy, 4),
             "product_accuracy": round(self.product_accuracy, 4),
             "product_total": self.product_total,
@@ -68,6 +78,7 @@ class Report:
         """The human-readable report."""
         lines = [
             f"questions:        {self.total}",
+            f"all ok:           {self.all_ok_rate:.1%} (intent, products, urgency and named content)",
             f"intent accuracy:  {self.intent_accuracy:.1%}",
             f"product accuracy: {self.product_accuracy:.1%} (of {self.product_total} with labelled products)",
             "",
@@ -87,6 +98,7 @@ class Report:
                 lines.append(
                     f"  line {miss['line']}: {miss['text']!r}: expected {miss['intent']} {miss['products']}, "
                     f"got {miss['predicted']} {miss['predicted_products']} ({miss['confidence']:.2f})"
+                    + (f"; {miss['why']}" if miss.get("why") else "")
                 )
         return "\n".join(lines)
 
@@ -110,6 +122,14 @@ def read_cases(path: Path) -> list[Case]:
         if not isinstance(row.get("intent"), str):
             raise UsageError(f"{path}: line {number} needs a string 'intent'")
         products = row.get("products")
+        ordinal = None
+        if isinstance(products, str) and products.startswith("ordinal:") and products[8:].isdigit():
+            # "how much is the second one?": the second product the last answer showed.
+            ordinal, products = int(products[8:]), None
+        mentions = row.get("mentions") or []
+        if not (isinstance(mentions, list) and all(isinstance(m, str) for m in mentions)):
+            raise UsageError(f"{path}: line {number}: 'mentions' must be a list of names")
+        urgent = row.get("urgent")
         if products is not None and not (
             isinstance(products, list) and all(isinstance(p, str) for p in products)
         ):
@@ -122,6 +142,9 @@ def read_cases(path: Path) -> list[Case]:
                 row["intent"],
                 tuple(products) if products is not None else None,
                 str(session) if session is not None else None,
+                tuple(mentions),
+                ordinal,
+                urgent if isinstance(urgent, bool) else None,
             )
         )
     if not cases:
@@ -136,9 +159,17 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
     predicted_counts: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     confusions: Counter[tuple[str, str]] = Counter()
+    brands = sorted(
+        ((p.brand, p.id) for p in assistant.knowledge.products.values()), key=lambda b: -len(b[0])
+    )
+    shown: dict[str | None, list[str]] = {}
     for case in cases:
         session = f"{tag}:{case.session}" if case.session else None
+        if case.ordinal is not None:
+            listed = shown.get(session, [])
+            case = replace(case, products=tuple(listed[case.ordinal - 1 : case.ordinal]))
         reply = assistant.reply(case.text, session=session)
+        shown[session] = _products_shown(reply.text, brands)
         report.total += 1
         gold_counts[case.intent] += 1
         predicted_counts[reply.intent] += 1
@@ -153,7 +184,10 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
             report.product_total += 1
             products_ok = set(reply.products) == set(case.products)
             report.product_correct += products_ok
-        if not (intent_ok and products_ok):
+        why = _content_problem(case, reply.text, reply.urgent)
+        if intent_ok and products_ok and not why:
+            report.all_ok += 1
+        else:
             report.misses.append(
                 {
                     "line": case.line,
@@ -163,6 +197,7 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
                     "predicted": reply.intent,
                     "predicted_products": reply.products,
                     "confidence": reply.confidence,
+                    "why": why,
                 }
             )
     for name in sorted(set(gold_counts) | set(predicted_counts)):
@@ -177,3 +212,30 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
         }
     report.confusions = [(g, p, n) for (g, p), n in confusions.most_common()]
     return report
+
+
+#: Answers that admit a gap or ask back: honest, but they leave the question unanswered.
+_UNANSWERED = ("I don't have reliable information", "Which therapy do you mean?")
+
+
+def _products_shown(text: str, brands: list[tuple[str, str]]) -> list[str]:
+    """Product ids in the order a person reads their names in an answer."""
+    found: list[tuple[int, str]] = []
+    for brand, pid in brands:
+        at = text.find(brand)
+        if at >= 0 and all(not (start <= at < start + 40 and other == pid) for start, other in found):
+            found.append((at, pid))
+    ordered = [pid for _, pid in sorted(found)]
+    return list(dict.fromkeys(ordered))
+
+
+def _content_problem(case: Case, text: str, urgent: bool) -> str:
+    """What the answer misses that the label asks for, or "" when nothing."""
+    if case.urgent is not None and urgent != case.urgent:
+        return "urgent" if case.urgent else "false alarm"
+    missing = [name for name in case.mentions if name.lower() not in text.lower()]
+    if missing:
+        return "does not name " + ", ".join(missing)
+    if case.intent != "out_of_scope" and any(marker in text for marker in _UNANSWERED):
+        return "leaves the question unanswered"
+    return ""
