@@ -62,6 +62,7 @@ class EmergencyRules(_Model):
     """Phrases that mark a message as an emergency: always, or when told as happening now."""
 
     self_harm: list[str]
+    overdose: list[str] = []
     always: list[str]
     signs: list[str]
     fuzzy_signs: list[str] = []
@@ -70,7 +71,7 @@ class EmergencyRules(_Model):
     not_now: list[str]
     now_phrases: list[str] = []
 
-    _check = field_validator("self_harm", "always", "now_phrases", "not_now")(_compile_all)
+    _check = field_validator("self_harm", "overdose", "always", "now_phrases", "not_now")(_compile_all)
 
 
 class SafetyRules(_Model):

@@ -31,6 +31,7 @@ import numpy as np
 
 from intents.catalog import Catalog
 from intents.classifier import LinearModel
+from intents.emergency import load_model
 from intents.safety import SafetyScreen
 from knowledge.cache import cache_dir
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -99,7 +100,10 @@ class IntentMatcher:
         self.on_training = on_training
         self.domain_words = frozenset(catalog.scope.domain_words)
         known = frozenset(w for name in resolver.names for w in name.split()) | self.domain_words
-        self.screen = SafetyScreen(catalog.safety, common_words, known)
+        # Every other intent's examples are calm text for the emergency model.
+        calm = [t for name, texts in sorted(catalog.examples.items()) if name != "emergency" for t in texts]
+        model = load_model(catalog.examples.get("emergency", []), calm)
+        self.screen = SafetyScreen(catalog.safety, common_words, known, model)
         self.cues = [
             (re.compile(r"(?:" + "|".join(spec.cues) + r")"), spec.name)
             for spec in catalog.intents.values()
@@ -228,8 +232,8 @@ class IntentMatcher:
 
     def safety(self, normalized: str, in_domain: bool = True) -> Prediction | None:
         """The safety verdict, if a safety rule fires."""
-        if self.screen.is_emergency(normalized):
-            reason = "self_harm" if self.screen.is_self_harm(normalized) else "symptoms"
+        reason = self.screen.reason(normalized)
+        if reason is not None:
             return Prediction("emergency", 1.0, reason=reason)
         if self.screen.is_personal_advice(normalized, in_domain):
             return Prediction("personal_advice", 0.95, reason="personal advice rule")

@@ -12,6 +12,7 @@ import re
 from rapidfuzz import fuzz, process
 
 from intents.catalog import SafetyRules
+from intents.emergency import EmergencyModel, Vitals, load_model, load_sign_groups
 
 __all__ = ["SafetyScreen", "tokens_of"]
 
@@ -42,11 +43,17 @@ class SafetyScreen:
         rules: SafetyRules,
         common_words: frozenset[str] = frozenset(),
         known: frozenset[str] = frozenset(),
+        model: EmergencyModel | None = None,
     ) -> None:
         emergency = rules.emergency
         self.self_harm = _any(emergency.self_harm)
+        self.overdose = _any(emergency.overdose) if emergency.overdose else None
         self.always = _any(emergency.always)
-        self.signs = re.compile(r"\b(?:" + "|".join(emergency.signs) + r")\b")
+        signs = [*emergency.signs, *(sign for group in load_sign_groups() for sign in group.signs)]
+        self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
+        self.vitals = Vitals()
+        # The second opinion: a model trained on emergencies and calm questions.
+        self.model = model if model is not None else load_model()
         self.fuzzy_signs = emergency.fuzzy_signs
         self.subjects = frozenset(emergency.subjects)
         self.now_verbs = frozenset(emergency.now_verbs)
@@ -69,6 +76,7 @@ class SafetyScreen:
             unknown = len(token) >= 5 and token not in self.common and token not in self.known
             if unknown and process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=85):
                 positions.append(index)
+        positions += self.vitals.positions(tokens)
         return sorted(set(positions))
 
     def _told_as_now(self, tokens: list[str], signs: list[int]) -> bool:
@@ -89,9 +97,44 @@ class SafetyScreen:
         """Whether the message speaks of suicide or self-harm."""
         return bool(self.self_harm.search(normalized))
 
+    def is_overdose(self, normalized: str) -> bool:
+        """Whether the message tells of too much of a medicine or a poison taken."""
+        return bool(self.overdose is not None and self.overdose.search(normalized))
+
+    def reason(self, normalized: str) -> str | None:
+        """Why the message is an emergency ("self_harm", "overdose", "symptoms", "model"), or None.
+
+        The rules decide first. When they find nothing, the model may still call it urgent,
+        unless the message is plainly a general question (a question about a possibility, or one
+        with no person in it): recall first, since a false alarm costs one sentence.
+        """
+        if self.self_harm.search(normalized):
+            return "self_harm"
+        if self.is_overdose(normalized) and not self._general_question(normalized):
+            return "overdose"
+        if self._rules_say_emergency(normalized):
+            return "symptoms"
+        if self.model.is_urgent(normalized) and not self._general_question(normalized):
+            return "model"
+        return None
+
+    def _general_question(self, normalized: str) -> bool:
+        """A question in form, about a possibility or about no one in particular."""
+        question = bool(self.question_start.match(normalized)) or normalized.rstrip().endswith("?")
+        if not question:
+            return False
+        tokens = tokens_of(normalized)
+        signs = self._sign_positions(tokens)
+        if signs and self._told_as_now(tokens, signs):
+            return False
+        return bool(self.not_now.search(normalized)) or not any(t in self.subjects for t in tokens)
+
     def is_emergency(self, normalized: str) -> bool:
-        """Whether the message describes urgent trouble happening now."""
-        if self.self_harm.search(normalized) or self.always.search(normalized):
+        """Whether the message may describe urgent trouble happening now."""
+        return self.reason(normalized) is not None
+
+    def _rules_say_emergency(self, normalized: str) -> bool:
+        if self.always.search(normalized):
             return True
         tokens = tokens_of(normalized)
         signs = self._sign_positions(tokens)

@@ -1,0 +1,233 @@
+"""What the emergency screen adds to the phrase rules: readings typed as numbers, signs per
+product class, and a "second opinion" model.
+
+All content is data in ``intents/data/safety/``: the signs with the label section each comes
+from (``emergency_signs.yaml``), the limits for temperature, blood pressure and heart rate
+(``emergency_vitals.yaml``) and the model's training examples (``emergency_model.yaml``).
+The model is the project's linear classifier with two labels, trained on first start (about
+two seconds with the catalog's examples as calm text) and cached under ``cache_dir()`` by a
+hash of everything it is trained from, so an edited example retrains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from intents.classifier import LinearModel
+from knowledge.cache import cache_dir
+
+__all__ = ["EmergencyModel", "SignGroup", "Vitals", "load_model", "load_sign_groups", "load_vitals"]
+
+DATA = Path(__file__).resolve().parent / "data" / "safety"
+_HOLD_OUT = 5
+#: Kept below the lowest held-out emergency's score, so a near miss still counts as urgent.
+_MARGIN = 0.8
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SignGroup(_Model):
+    """Signs of one kind of trouble, with the label section they come from."""
+
+    name: str
+    source: str
+    signs: list[str]
+
+
+class _Signs(_Model):
+    groups: list[SignGroup]
+
+
+class _Temperature(_Model):
+    source: str
+    fever_f: float
+    fever_c: float
+    plausible_f: tuple[float, float]
+    plausible_c: tuple[float, float]
+    context: list[str]
+
+
+class _Pressure(_Model):
+    source: str
+    systolic_below: int
+    systolic_above: int
+
+
+class _Rate(_Model):
+    source: str
+    context: list[str]
+    above: int
+    below: int
+
+
+class _VitalsFile(_Model):
+    temperature: _Temperature
+    blood_pressure: _Pressure
+    heart_rate: _Rate
+
+
+class _Examples(_Model):
+    urgent: list[str]
+    not_urgent: list[str]
+
+
+def _read(name: str) -> object:
+    return yaml.safe_load((DATA / name).read_text(encoding="utf-8"))
+
+
+def load_sign_groups() -> list[SignGroup]:
+    """The signs per product class (``emergency_signs.yaml``)."""
+    return TypeAdapter(_Signs).validate_python(_read("emergency_signs.yaml")).groups
+
+
+_NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)(?![\d.])")
+_PRESSURE = re.compile(r"(?<![\d.])(\d{2,3}) ?(?:/|over| )(\d{2,3})(?![\d.])")
+
+
+class Vitals:
+    """Finds readings past their limits (``emergency_vitals.yaml``) in normalized text.
+
+    Normalization turns "/" into a space, so "85/50" arrives as "85 50"; a pair of numbers is
+    read as a blood pressure only when "bp", "pressure" or "over" is near it.
+    """
+
+    def __init__(self) -> None:
+        data = TypeAdapter(_VitalsFile).validate_python(_read("emergency_vitals.yaml"))
+        self.temp = data.temperature
+        self.bp = data.blood_pressure
+        self.rate = data.heart_rate
+
+    def _near(self, tokens: list[str], at: int, words: list[str], span: int = 4) -> bool:
+        window = tokens[max(0, at - span) : at + span + 1]
+        joined = " " + " ".join(window) + " "
+        return any(f" {w} " in joined for w in words)
+
+    def positions(self, tokens: list[str]) -> list[int]:
+        """Indexes of tokens that are readings past a limit."""
+        found: list[int] = []
+        joined = " ".join(tokens)
+        for match in _PRESSURE.finditer(joined):
+            at = joined[: match.start()].count(" ")
+            if not self._near(tokens, at, ["bp", "pressure", "over", "monitor", "reading"], 5):
+                continue
+            systolic, diastolic = int(match.group(1)), int(match.group(2))
+            if systolic > diastolic and (
+                systolic < self.bp.systolic_below or systolic > self.bp.systolic_above
+            ):
+                found.append(at)
+        for index, token in enumerate(tokens):
+            if not _NUMBER.fullmatch(token):
+                continue
+            value = float(token)
+            unit = tokens[index + 1] if index + 1 < len(tokens) else ""
+            context = self._near(tokens, index, self.temp.context)
+            decimal = "." in token
+            low_f, high_f = self.temp.plausible_f
+            low_c, high_c = self.temp.plausible_c
+            fahrenheit = (context or decimal or unit in {"f", "degrees", "°"}) and low_f <= value <= high_f
+            celsius = (context or decimal) and low_c <= value <= high_c and unit != "f"
+            rate = self._near(tokens, index, self.rate.context) and not decimal
+            too_fast_or_slow = value > self.rate.above or (value < self.rate.below and unit == "bpm")
+            if fahrenheit or celsius or (rate and too_fast_or_slow):
+                found.append(index)
+        return sorted(set(found))
+
+
+def load_vitals() -> Vitals:
+    """The readings checker."""
+    return Vitals()
+
+
+@dataclass
+class EmergencyModel:
+    """A two-label classifier (urgent or not) and the threshold set for recall.
+
+    Attributes:
+        model (LinearModel): trained on every example.
+        threshold (float): the urgent probability from which a message counts as urgent.
+        held_out (dict[str, float]): precision and recall on the held-out fifth, from a model
+            trained on the other four fifths with the same threshold.
+    """
+
+    model: LinearModel
+    threshold: float
+    held_out: dict[str, float]
+
+    def probability(self, normalized: str) -> float:
+        """The probability that the message reports an emergency now."""
+        return self.model.predict(normalized)["urgent"]
+
+    def is_urgent(self, normalized: str) -> bool:
+        """Whether the model's probability reaches the threshold."""
+        return self.probability(normalized) >= self.threshold
+
+
+#: Training settings; part of the cache key.
+_SETTINGS = {"model": "emergency-linear-v1", "l2": 1e-3, "steps": 150, "rate": 0.3, "margin": _MARGIN}
+
+
+def _fit(urgent: list[str], calm: list[str]) -> LinearModel:
+    texts = [*urgent, *calm]
+    targets = ["urgent"] * len(urgent) + ["calm"] * len(calm)
+    return LinearModel.fit(
+        texts,
+        targets,
+        ["calm", "urgent"],
+        l2=_SETTINGS["l2"],
+        steps=int(_SETTINGS["steps"]),
+        rate=_SETTINGS["rate"],
+    )
+
+
+def load_model(extra_urgent: Sequence[str] = (), extra_calm: Sequence[str] = ()) -> EmergencyModel:
+    """Train the model on ``emergency_model.yaml`` plus the catalog's examples.
+
+    Args:
+        extra_urgent (Sequence[str]): more emergencies (the catalog's ``emergency`` examples).
+        extra_calm (Sequence[str]): more non-emergencies (side-effect questions and the like).
+    """
+    data = TypeAdapter(_Examples).validate_python(_read("emergency_model.yaml"))
+    key = hashlib.sha256(
+        json.dumps([_SETTINGS, data.urgent, data.not_urgent, list(extra_urgent), list(extra_calm)]).encode()
+    ).hexdigest()[:16]
+    path = cache_dir() / f"emergency-{key}.npz"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+        return EmergencyModel(
+            LinearModel.from_bytes(path.read_bytes()), saved["threshold"], saved["held_out"]
+        )
+    held_urgent = data.urgent[::_HOLD_OUT]
+    held_calm = data.not_urgent[::_HOLD_OUT]
+    train_urgent = [t for i, t in enumerate(data.urgent) if i % _HOLD_OUT] + list(extra_urgent)
+    train_calm = [t for i, t in enumerate(data.not_urgent) if i % _HOLD_OUT] + list(extra_calm)
+    trial = _fit(train_urgent, train_calm)
+    scores = [trial.predict(t)["urgent"] for t in held_urgent]
+    threshold = min(scores) * _MARGIN
+    hits = sum(s >= threshold for s in scores)
+    false = sum(trial.predict(t)["urgent"] >= threshold for t in held_calm)
+    held_out = {
+        "recall": hits / len(held_urgent),
+        "precision": hits / (hits + false) if hits + false else 1.0,
+        "urgent": float(len(held_urgent)),
+        "calm": float(len(held_calm)),
+        "false_alarms": float(false),
+    }
+    final = _fit([*data.urgent, *extra_urgent], [*data.not_urgent, *extra_calm])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(final.to_bytes())
+        meta.write_text(json.dumps({"threshold": threshold, "held_out": held_out}), encoding="utf-8")
+    except OSError:
+        pass  # a read-only cache only costs the training time on the next start
+    return EmergencyModel(final, threshold, held_out)
