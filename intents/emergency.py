@@ -126,12 +126,18 @@ class Vitals:
             ):
                 found.append(at)
         for index, token in enumerate(tokens):
-            if not _NUMBER.fullmatch(token):
+            if not _NUMBER.fullmatch(token) or (index >= 2 and tokens[index - 1] == "."):
                 continue
-            value = float(token)
-            unit = tokens[index + 1] if index + 1 < len(tokens) else ""
+            # The word pattern splits "102.5" into "102", ".", "5": join them back.
+            decimal = (
+                tokens[index + 1 : index + 2] == ["."]
+                and tokens[index + 2 : index + 3] != []
+                and tokens[index + 2].isdigit()
+            )
+            value = float(f"{token}.{tokens[index + 2]}") if decimal else float(token)
+            after = index + 3 if decimal else index + 1
+            unit = tokens[after] if after < len(tokens) else ""
             context = self._near(tokens, index, self.temp.context)
-            decimal = "." in token
             low_f, high_f = self.temp.plausible_f
             low_c, high_c = self.temp.plausible_c
             fahrenheit = (context or decimal or unit in {"f", "degrees", "°"}) and low_f <= value <= high_f
@@ -173,7 +179,7 @@ class EmergencyModel:
 
 
 #: Training settings; part of the cache key.
-_SETTINGS = {"model": "emergency-linear-v1", "l2": 1e-3, "steps": 150, "rate": 0.3, "margin": _MARGIN}
+_SETTINGS = {"model": "emergency-linear-v1", "l2": 1e-4, "steps": 200, "rate": 0.3, "margin": _MARGIN}
 
 
 def _fit(urgent: list[str], calm: list[str]) -> LinearModel:

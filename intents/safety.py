@@ -120,12 +120,20 @@ class SafetyScreen:
 
     def _general_question(self, normalized: str) -> bool:
         """A question in form, about a possibility or about no one in particular."""
-        question = bool(self.question_start.match(normalized)) or normalized.rstrip().endswith("?")
+        # A question may come after a story ("my brother has hemophilia b ..., how long does that
+        # last"), so every clause is checked for a question start.
+        clauses = re.split(r"[,.;!?]| and | but | so ", normalized)
+        question = normalized.rstrip().endswith("?") or any(
+            self.question_start.match(clause.strip()) for clause in clauses
+        )
         if not question:
             return False
         tokens = tokens_of(normalized)
         signs = self._sign_positions(tokens)
-        if signs and self._told_as_now(tokens, signs):
+        if not signs:
+            # A question with no sign of trouble in it is a general question.
+            return True
+        if self._told_as_now(tokens, signs):
             return False
         return bool(self.not_now.search(normalized)) or not any(t in self.subjects for t in tokens)
 
