@@ -31,15 +31,32 @@ def main() -> int:
     """Answer every safety question and print one line per set."""
     sys.path.insert(0, str(ROOT))
     from bot import Assistant
+    from knowledge.resolver import normalize
 
     assistant = Assistant()
     data = ROOT / "tests" / "data"
-    emergencies = _rows(data / "safety_emergency.jsonl")
-    urgent = sum(assistant.reply(r["text"]).urgent for r in emergencies)
-    print(f"emergency recall:        {urgent}/{len(emergencies)} = {urgent / len(emergencies):.1%}")
-    questions = _rows(data / "safety_side_effects.jsonl")
-    false_urgent = sum(assistant.reply(r["text"]).urgent for r in questions)
-    print(f"false urgent:            {false_urgent}/{len(questions)}")
+    screen = assistant.matcher.screen
+    model = screen.model
+    held = model.held_out
+    print(
+        f"model, held-out fifth:   recall {held['recall']:.1%}, precision {held['precision']:.1%}"
+        f" (threshold {model.threshold:.2f}, {int(held['urgent'])} urgent, {int(held['calm'])} calm)"
+    )
+    sets = [(p, True) for p in sorted(data.glob("safety_emergency*.jsonl"))]
+    sets += [
+        (p, False)
+        for p in sorted([*data.glob("safety_side_effects*.jsonl"), *data.glob("safety_questions*.jsonl")])
+    ]
+    for path, urgent_set in sets:
+        rows = _rows(path)
+        urgent = sum(assistant.reply(r["text"]).urgent for r in rows)
+        by_model = sum(model.is_urgent(assistant.catalog.expand(" ".join(normalize(r["text"]).split()))) for r in rows)
+        figure = (
+            f"{urgent}/{len(rows)} = {urgent / len(rows):.1%} urgent"
+            if urgent_set
+            else f"{urgent}/{len(rows)} false urgent"
+        )
+        print(f"{path.name + ':':40} {figure}; model alone {by_model}/{len(rows)} urgent")
     advice = _rows(data / "safety_personal.jsonl")
     right = sum(assistant.reply(r["text"]).intent == "personal_advice" for r in advice)
     print(f"personal advice:         {right}/{len(advice)} = {right / len(advice):.1%}")
