@@ -50,7 +50,8 @@ def main() -> int:
     for path, urgent_set in sets:
         rows = _rows(path)
         urgent = sum(assistant.reply(r["text"]).urgent for r in rows)
-        by_model = sum(model.is_urgent(assistant.catalog.expand(" ".join(normalize(r["text"]).split()))) for r in rows)
+        normalized = [assistant.catalog.expand(" ".join(normalize(r["text"]).split())) for r in rows]
+        by_model = sum(model.is_urgent(text) for text in normalized)
         figure = (
             f"{urgent}/{len(rows)} = {urgent / len(rows):.1%} urgent"
             if urgent_set
