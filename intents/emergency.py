@@ -24,7 +24,16 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from intents.classifier import LinearModel
 from knowledge.cache import cache_dir
 
-__all__ = ["EmergencyModel", "SignGroup", "Vitals", "load_model", "load_sign_groups", "load_vitals"]
+__all__ = [
+    "EmergencyModel",
+    "SignGroup",
+    "Tense",
+    "Vitals",
+    "load_model",
+    "load_sign_groups",
+    "load_tense",
+    "load_vitals",
+]
 
 DATA = Path(__file__).resolve().parent / "data" / "safety"
 _HOLD_OUT = 5
@@ -74,6 +83,23 @@ class _VitalsFile(_Model):
     temperature: _Temperature
     blood_pressure: _Pressure
     heart_rate: _Rate
+
+
+class Tense(_Model):
+    """Phrases that place a sign in the past, and phrases that bring it back to now."""
+
+    past: list[str]
+    now: list[str]
+
+    def is_history(self, clause: str) -> bool:
+        """Told as history: a past phrase and no word that says it is now."""
+        past = any(re.search(p, clause) for p in self.past)
+        return past and not any(re.search(p, clause) for p in self.now)
+
+
+def load_tense() -> Tense:
+    """The past and now phrases (``emergency_tense.yaml``)."""
+    return TypeAdapter(Tense).validate_python(_read("emergency_tense.yaml"))
 
 
 class _Examples(_Model):

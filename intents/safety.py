@@ -12,7 +12,7 @@ import re
 from rapidfuzz import fuzz, process
 
 from intents.catalog import SafetyRules
-from intents.emergency import EmergencyModel, Vitals, load_model, load_sign_groups
+from intents.emergency import EmergencyModel, Vitals, load_model, load_sign_groups, load_tense
 
 __all__ = ["SafetyScreen", "tokens_of"]
 
@@ -52,6 +52,7 @@ class SafetyScreen:
         signs = [*emergency.signs, *(sign for group in load_sign_groups() for sign in group.signs)]
         self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
         self.vitals = Vitals()
+        self.tense = load_tense()
         # The second opinion: a model trained on emergencies and calm questions.
         self.model = model if model is not None else load_model()
         self.fuzzy_signs = emergency.fuzzy_signs
@@ -114,9 +115,18 @@ class SafetyScreen:
             return "overdose"
         if self._rules_say_emergency(normalized):
             return "symptoms"
-        if self.model.is_urgent(normalized) and not self._general_question(normalized):
+        if (
+            self.model.is_urgent(normalized)
+            and not self._general_question(normalized)
+            and not self._history(normalized)
+        ):
             return "model"
         return None
+
+    def _history(self, normalized: str) -> bool:
+        """Every clause with a sign in it tells of the past ("he had a fever last year")."""
+        with_signs = [c for c in re.split(r"[,.;!?]", normalized) if self._sign_positions(tokens_of(c))]
+        return bool(with_signs) and all(self.tense.is_history(c) for c in with_signs)
 
     def _general_question(self, normalized: str) -> bool:
         """A question in form, about a possibility or about no one in particular."""
@@ -146,7 +156,7 @@ class SafetyScreen:
             return True
         tokens = tokens_of(normalized)
         signs = self._sign_positions(tokens)
-        if not signs:
+        if not signs or self._history(normalized):
             return False
         if self._told_as_now(tokens, signs):
             return True

@@ -109,3 +109,18 @@ def test_emergency_model_threshold_keeps_every_held_out_emergency(assistant: Ass
     model = assistant.matcher.screen.model
     assert 0 < model.threshold < 1
     assert model.held_out["recall"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "urgent"),
+    [
+        ("my son had a fever after car t last year, is that common?", False),
+        ("she had a seizure back in 2021 after yescarta and has been fine", False),
+        ("he had a fever last month after car t and now it is back, 103", True),
+        ("dark urine and yellow eyes, got hemgenix last month", True),
+    ],
+)
+def test_emergency_history_is_not_now_unless_told_as_now(
+    assistant: Assistant, text: str, urgent: bool
+) -> None:
+    assert assistant.reply(text).urgent is urgent
