@@ -90,11 +90,15 @@ class Tense(_Model):
 
     past: list[str]
     now: list[str]
+    recovered: list[str] = []
 
     def is_history(self, clause: str) -> bool:
         """Told as history: a past phrase and no word that says it is now."""
-        past = any(re.search(p, clause) for p in self.past)
-        return past and not any(re.search(p, clause) for p in self.now)
+        if not any(re.search(p, clause) for p in self.past):
+            return False
+        if any(re.search(p, clause) for p in self.recovered):
+            return True
+        return not any(re.search(p, clause) for p in self.now)
 
 
 def load_tense() -> Tense:
