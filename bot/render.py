@@ -6,6 +6,7 @@ knowledge objects and a few helpers, and tidies the white space of the result.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,9 @@ class Renderer:
             condition=lambda cid: kb.conditions.get(cid),
             select_products=self.select_products,
             short_use=self.short_use,
+            recent_changes=self.recent_changes,
+            # The day "what's new" counts back from; None is today. Tests pass a fixed date.
+            today=None,
         )
         self._cache: dict[str, Any] = {}
         # The shared macros (reminder, facts, asking back) are built once and offered as `m`.
@@ -126,6 +130,29 @@ class Renderer:
         """Listed products approved for a condition."""
         cid = condition if isinstance(condition, str) else condition.id
         return self.kb.products_for_condition(cid)
+
+    def recent_changes(self, months: int = 12, today: dt.date | None = None) -> list[Any]:
+        """Approvals, label changes and withdrawals of the last ``months`` months, newest first.
+
+        Args:
+            months (int): how far back to look.
+            today (date | None): the day to count back from; ``date.today()`` when not given.
+
+        RETURNS (list): ``(date, product, approval)`` rows; family members are left out, since
+            their family product carries the shared history.
+        """
+        day = today or dt.date.today()
+        year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+        since = f"{year:04d}-{month + 1:02d}-{day.day:02d}"
+        rows = [
+            (a.date, p, a)
+            for p in self.kb.products.values()
+            if p.family is None
+            for a in p.approvals
+            # A date given only as YYYY-MM counts from the start of its month.
+            if a.date >= since[: len(a.date)] and a.date <= day.isoformat()
+        ]
+        return sorted(rows, key=lambda row: (row[0], row[1].brand), reverse=True)
 
     def short_use(self, product: Product) -> str:
         """A few words on what a product is for, from the names of its conditions."""
@@ -146,9 +173,7 @@ class Renderer:
         techs = [t for t in topics if t.id not in KIND_TOPICS and any(t.id in p.technologies for p in items)]
         if techs:
             items = [p for p in items if any(t.id in p.technologies for t in techs)]
-        wanted = {c.id for g in groups for c in self.kb.conditions_in_group(g.id)} | {
-            c.id for c in conditions
-        }
+        wanted = {c.id for g in groups for c in self.kb.conditions_under(g.id)} | {c.id for c in conditions}
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
         what = _join([t.name for t in topics if t.id in KIND_TOPICS] + [t.name for t in techs])
