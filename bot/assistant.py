@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Longer messages are answered from their beginning; the reply says so.
 MAX_CHARS = 2000
 SAFETY = ("emergency", "personal_advice")
-SMALL_TALK = ("greeting", "thanks", "help", "about_bot")
+SMALL_TALK = ("greeting", "thanks", "help", "about_bot", "sources")
 _PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
@@ -151,6 +151,7 @@ class _Turn:
     truncated: bool = False
     from_context: bool = False
     domain_word: bool = False
+    listed: list[str] = field(default_factory=list)
 
 
 class Assistant:
@@ -231,8 +232,12 @@ class Assistant:
     def _reply(self, raw: str, session: str | None) -> Reply:
         context = self.sessions.get(session)
         turn = self._understand(raw, context)
-        reply = self._render(turn)
+        reply = self._render(turn, context)
         self._remember(session, context, turn)
+        if session is not None and reply.intent != "sources":
+            # "Where is that from?" next shows this answer's sources.
+            context.sources, context.reviewed = [s.model_dump() for s in reply.sources], reply.reviewed
+            self.sessions.update(session, context)
         return reply
 
     def _understand(self, raw: str, context: Context) -> _Turn:
@@ -342,9 +347,43 @@ class Assistant:
             return " ".join("xproductx" if w in pronouns else w for w in words)
         return masked + " xproductx"
 
+    def _pick_from_list(self, turn: _Turn, context: Context) -> None:
+        """ "How much is the second one?", "the hemophilia B one", "which one works better?"."""
+        assert turn.resolution is not None
+        words = [w.strip("?.!,") for w in turn.normalized.split()]
+        if turn.products or not context.listed or len(words) > self.catalog.scope.follow_up_max_words + 3:
+            return
+        scope = self.catalog.scope
+        listed = [self.knowledge.products[p] for p in context.listed if p in self.knowledge.products]
+        position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
+        if position is not None and -len(listed) <= position <= len(listed) and position != 0:
+            picked = [listed[position - 1 if position > 0 else position]]
+        elif turn.conditions and ("one" in words or "ones" in words):
+            picked = [p for p in listed if set(turn.conditions) & set(p.conditions)]
+        elif set(words) & set(scope.list_words):
+            picked = listed
+        else:
+            return
+        if not picked:
+            return
+        turn.products, turn.from_context = [p.id for p in picked], True
+        turn.conditions, turn.groups = [], []
+        # Read the question again with the picked products in place of "the second one".
+        refer = set(scope.ordinals) | set(scope.list_words) | {"one", "the"}
+        masked = " ".join("xproductx" if w in refer else w for w in turn.resolution.masked.split())
+        allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
+        better = self.matcher.best_of(self.matcher.classify(turn.normalized, masked), allowed)
+        if self.catalog.spec(turn.intent).needs != "product" and better is not None:
+            turn.intent, turn.confidence = better.intent, better.confidence
+        if len(picked) > 1 and turn.intent == "product_overview":
+            turn.intent = "product_compare"
+
     def _apply_context(self, turn: _Turn, context: Context) -> None:
         """Fill what a follow-up leaves out from the conversation so far."""
         assert turn.resolution is not None
+        self._pick_from_list(turn, context)
+        if turn.from_context:
+            return
         masked_words = [w for w in turn.resolution.masked.split() if w not in self._follow_words]
         only_names = bool(masked_words) and all(w.startswith("x") and w.endswith("x") for w in masked_words)
         previous = context.intent
@@ -389,7 +428,7 @@ class Assistant:
             # "how much is it?" read as a general cost question is about the product talked about.
             turn.intent, spec = specific, self.catalog.intents[specific]
         wants_product = spec is not None and (spec.needs == "product" or turn.intent in SAFETY)
-        if context.products and (wants_product or turn.intent == "about_bot"):
+        if context.products and (wants_product or turn.intent in ("about_bot", "sources")):
             turn.products = list(context.products)
             turn.from_context = True
         elif (
@@ -399,7 +438,12 @@ class Assistant:
         ):
             turn.conditions = list(context.conditions)
             turn.from_context = True
-        elif context.topics and not turn.topics and spec is not None and spec.needs == "topic":
+        elif (
+            context.topics
+            and not turn.topics
+            and spec is not None
+            and (spec.needs == "topic" or turn.intent == "sources")
+        ):
             turn.topics = list(context.topics)
             turn.from_context = True
 
@@ -464,6 +508,9 @@ class Assistant:
         if needs == "product" and not turn.products:
             if turn.did_you_mean:
                 turn.reason = "did_you_mean"
+            elif spec.aspect and self._class_of(turn) is not None:
+                # "side effects of CAR-T?": answered for the whole class from its class facts.
+                turn.reason = "class"
             elif intent == "product_compare" and len(turn.topics) >= 1:
                 turn.intent = "concept_compare"
             elif intent in ("product_uses", "product_overview") and (turn.conditions or turn.groups):
@@ -501,6 +548,10 @@ class Assistant:
             and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
         )
 
+    def _class_of(self, turn: _Turn) -> str | None:
+        """The class of therapy a message asks about (a topic with members), if any."""
+        return next((t for t in turn.topics if self.knowledge.class_members(t)), None)
+
     def _strong(self, topics: list[str]) -> list[str]:
         return [t for t in topics if not self.knowledge.topics[t].weak]
 
@@ -516,7 +567,7 @@ class Assistant:
 
     # -- rendering ---------------------------------------------------------------------------------
 
-    def _render(self, turn: _Turn) -> Reply:
+    def _render(self, turn: _Turn, session_context: Context | None = None) -> Reply:
         kb = self.knowledge
         products = [kb.products[p] for p in turn.products if p in kb.products]
         conditions = [kb.conditions[c] for c in turn.conditions if c in kb.conditions]
@@ -524,7 +575,12 @@ class Assistant:
         topics = [kb.topics[t] for t in turn.topics if t in kb.topics]
         others = [kb.not_covered[o] for o in turn.others if o in kb.not_covered]
         unsure = [kb.products[p] for p in turn.did_you_mean if p in kb.products]
+        cls_id = self._class_of(turn) if turn.reason == "class" else None
+        spec = self.catalog.intents.get(turn.intent)
         context = {
+            "cls": kb.topics[cls_id] if cls_id else None,
+            "aspect": spec.aspect if spec is not None else None,
+            "members": kb.class_members(cls_id) if cls_id else [],
             "intent": turn.intent,
             "reason": turn.reason,
             "products": products,
@@ -539,8 +595,18 @@ class Assistant:
             "language": turn.language,
             "truncated": turn.truncated,
             "from_context": turn.from_context,
+            "last_sources": session_context.sources if session_context else [],
+            "last_reviewed": session_context.reviewed if session_context else None,
         }
-        text = self.renderer.render(turn.intent, **context)
+        rendered = self.renderer.render_traced(turn.intent, **context)
+        text = rendered.text
+        used, reviewed = self.renderer.sources_used(rendered.used)
+        sources = [SourceRef(title=s.title, url=s.url, date=s.date) for s in used]
+        if turn.intent == "sources":
+            # The answer states the previous answer's sources, so those are its sources.
+            sources = [SourceRef.model_validate(s) for s in context["last_sources"]]
+            reviewed = context["last_reviewed"]
+        turn.listed = [p.id for p in self._listed(turn, context)]
         suggestions = self._suggestions(turn, context, unsure)
         urgent = turn.intent == "emergency"
         if urgent:
@@ -555,7 +621,19 @@ class Assistant:
             urgent=urgent,
             text=text,
             suggestions=suggestions,
+            sources=sources,
+            reviewed=reviewed,
         )
+
+    def _listed(self, turn: _Turn, context: dict) -> list:
+        """The products a list answer shows, in order, for follow-ups such as "the second one"."""
+        if context["members"]:
+            return list(context["members"])
+        if turn.intent == "condition_treatments" and context["conditions"]:
+            return [p for c in context["conditions"] for p in self.renderer.treats(c)]
+        if turn.intent in ("condition_treatments", "list_products"):
+            return list(self.renderer.select_products(context["topics"], context["groups"], []).items)
+        return []
 
     def _reported_confidence(self, turn: _Turn) -> float:
         """The classifier's probability after calibration; rule decisions keep their own.
@@ -573,6 +651,11 @@ class Assistant:
         if unsure and not context["products"] and turn.resolution is not None:
             out += [self._retry(turn.resolution, product.brand) for product in unsure]
         spec = self.catalog.intents.get(turn.intent)
+        if spec is not None and spec.question and context["members"]:
+            # Under a class answer, the same question about each product of the class.
+            for product in context["members"][:4]:
+                out.append(self.renderer.render_string(spec.question, **{**context, "p": product}))
+            return out
         if spec is not None and not (spec.needs == "product" and context["p"] is None):
             # Suggestions depend only on the intent and the first product, condition and topic.
             key = tuple([turn.intent] + [getattr(context[k], "id", None) for k in ("p", "c", "t")])
@@ -607,6 +690,10 @@ class Assistant:
     def _remember(self, session: str | None, context: Context, turn: _Turn) -> None:
         if session is None:
             return
+        if turn.listed:
+            context.listed = turn.listed
+        elif turn.products and not turn.from_context:
+            context.listed = []
         for product in turn.products:
             if product in context.recent:
                 context.recent.remove(product)

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
 
 from knowledge.loader import KnowledgeBase
-from knowledge.schema import Condition, Product, Topic
+from knowledge.schema import Condition, KnowledgeModel, Product, Source, Topic
 
-__all__ = ["Renderer", "TemplateError"]
+__all__ = ["Rendered", "Renderer", "TemplateError", "UsedFact"]
 
 KIND_WORDS = {
     "cell therapy": "a cell therapy",
@@ -75,6 +77,110 @@ def _month_year(date: str | None) -> str:
     return parts[0]
 
 
+@dataclass(frozen=True)
+class UsedFact:
+    """One sourced knowledge entry a template read, with the product, condition or topic it is of."""
+
+    fact: KnowledgeModel
+    owner: KnowledgeModel | None
+
+
+@dataclass
+class Rendered:
+    """A rendered answer and what it rests on.
+
+    Args:
+        text (str): the answer.
+        used (list[UsedFact]): every sourced entry (Fact, Approval, Maker...) the template read.
+    """
+
+    text: str
+    used: list[UsedFact] = field(default_factory=list)
+
+
+#: The entries read by the template being rendered now; None when nothing is being traced.
+_reading: ContextVar[list[UsedFact] | None] = ContextVar("_reading", default=None)
+_PLAIN = (str, int, float, bool, type(None), dt.date)
+_OWNERS = (Product, Topic, Condition)
+
+
+def _is_sourced(obj: object) -> bool:
+    """A Fact-like entry: a knowledge model whose ``sources`` is a list of source ids."""
+    return isinstance(obj, KnowledgeModel) and isinstance(getattr(obj, "sources", None), list)
+
+
+def _track(value: Any, owner: KnowledgeModel | None) -> Any:
+    return value if isinstance(value, _PLAIN) else _Tracked(value, owner)
+
+
+def _plain(value: Any) -> Any:
+    return object.__getattribute__(value, "_obj") if isinstance(value, _Tracked) else value
+
+
+class _Tracked:
+    """A see-through wrapper for what a template reads: reading an attribute of a sourced entry
+    (``p.side_effects.text``, ``a.change``, ``p.maker.name``) records that entry, so an answer's
+    sources are those of the facts it shows, without any template having to say so. Everything
+    else behaves like the wrapped object; Python helpers receive the unwrapped objects.
+    """
+
+    __slots__ = ("_obj", "_owner")
+
+    def __init__(self, obj: Any, owner: KnowledgeModel | None) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_owner", owner)
+
+    def _parts(self) -> tuple[Any, KnowledgeModel | None]:
+        obj = object.__getattribute__(self, "_obj")
+        owner = obj if isinstance(obj, _OWNERS) else object.__getattribute__(self, "_owner")
+        return obj, owner
+
+    def __getattr__(self, name: str) -> Any:
+        obj, owner = self._parts()
+        value = getattr(obj, name)
+        reading = _reading.get()
+        if reading is not None and name != "sources" and _is_sourced(obj):
+            reading.append(UsedFact(obj, owner))
+        return _track(value, owner)
+
+    def __getitem__(self, key: Any) -> Any:
+        obj, owner = self._parts()
+        return _track(obj[_plain(key)], owner)
+
+    def __iter__(self) -> Iterator[Any]:
+        obj, owner = self._parts()
+        return (_track(v, owner) for v in obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        obj, owner = self._parts()
+        result = obj(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        return _track(result, owner)
+
+    def __len__(self) -> int:
+        return len(self._parts()[0])
+
+    def __bool__(self) -> bool:
+        return bool(self._parts()[0])
+
+    def __contains__(self, item: Any) -> bool:
+        return _plain(item) in self._parts()[0]
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._parts()[0] == _plain(other))
+
+    def __lt__(self, other: Any) -> bool:
+        return bool(self._parts()[0] < _plain(other))
+
+    def __hash__(self) -> int:
+        return hash(self._parts()[0])
+
+    def __str__(self) -> str:
+        return str(self._parts()[0])
+
+    def __repr__(self) -> str:
+        return repr(self._parts()[0])
+
+
 def _bytecode_cache(folder: Path | None) -> FileSystemBytecodeCache | None:
     """Compiled templates kept on disk between runs; none if the folder cannot be made."""
     if folder is None:
@@ -122,6 +228,10 @@ class Renderer:
             # The day "what's new" counts back from; None is today. Tests pass a fixed date.
             today=None,
         )
+        # Helpers and ``kb`` are wrapped so that what they return is traced like the context.
+        traced = ("kb", "treats", "sources_of", "comparison", "topic", "condition", "select_products")
+        for name in traced + ("short_use", "recent_changes"):
+            self.env.globals[name] = _Tracked(self.env.globals[name], None)
         self._cache: dict[str, Any] = {}
         # The shared macros (reminder, facts, asking back) are built once and offered as `m`.
         self.env.globals["m"] = self.env.get_template("_macros.j2").module
@@ -213,10 +323,35 @@ class Renderer:
 
     def render(self, template: str, **context: Any) -> str:
         """Render ``<template>.j2`` and tidy its white space."""
+        return self.render_traced(template, **context).text
+
+    def render_traced(self, template: str, **context: Any) -> Rendered:
+        """Render ``<template>.j2`` and record every sourced entry it reads (see ``_Tracked``)."""
         compiled = self._cache.get(template)
         if compiled is None:
             compiled = self._cache[template] = self.env.get_template(f"{template}.j2")
-        return _tidy(compiled.render(**context))
+        used: list[UsedFact] = []
+        token = _reading.set(used)
+        try:
+            text = compiled.render(**{k: _track(v, None) for k, v in context.items()})
+        finally:
+            _reading.reset(token)
+        return Rendered(text=_tidy(text), used=used)
+
+    def sources_used(self, used: list[UsedFact]) -> tuple[list[Source], str | None]:
+        """The distinct sources of the entries used, FDA's own pages first, and the oldest
+        ``last_reviewed`` of the products they belong to (None when no product fact was used)."""
+        found: dict[tuple[str, str | None, str], Source] = {}
+        for item in used:
+            owner = item.owner if isinstance(item.owner, _OWNERS) else None
+            for key in getattr(item.fact, "sources", []):
+                source = self.kb.source(key, owner)
+                if source is not None:
+                    found.setdefault((source.title, source.url, source.date), source)
+        # FDA's own pages and labels are the most authoritative, then the rest in the order used.
+        ordered = sorted(found.values(), key=lambda s: 0 if s.url and "fda.gov" in s.url else 1)
+        reviewed = [u.owner.last_reviewed for u in used if isinstance(u.owner, Product)]
+        return ordered, (min(reviewed) if reviewed else None)
 
     def render_string(self, source: str, **context: Any) -> str:
         """Render a short inline template, such as a suggestion."""

@@ -23,7 +23,10 @@ class Context:
         conditions (list[str]): condition ids of the last answer that named conditions.
         topics (list[str]): topic ids of the last answer that named topics.
         recent (list[str]): the last few distinct products talked about, oldest first.
+        listed (list[str]): the products the last list answer showed, in the order shown.
         intent (str | None): the last intent answered.
+        sources (list[dict]): the sources ({title, url, date}) of the last answer that stated facts.
+        reviewed (str | None): the review date of that answer's facts.
         turns (int): messages since the subject was set.
         updated (float): monotonic time of the last message.
     """
@@ -32,7 +35,10 @@ class Context:
     conditions: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
     recent: list[str] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
     intent: str | None = None
+    sources: list[dict[str, str | None]] = field(default_factory=list)
+    reviewed: str | None = None
     turns: int = 0
     updated: float = 0.0
 

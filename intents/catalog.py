@@ -47,6 +47,12 @@ class IntentSpec(_Model):
     cues: list[str] = Field(default=[], description="Whole short messages that are this intent (regex).")
     min_confidence: float | None = Field(default=None, ge=0, le=1, description="Overrides scope.yaml's.")
     suggestions: list[str] = []
+    aspect: str | None = Field(
+        default=None, description="The class fact (topic aspect) that answers this about a whole class."
+    )
+    question: str | None = Field(
+        default=None, description="This question about one product `p`, offered under class answers."
+    )
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
@@ -93,6 +99,8 @@ class ScopeRules(_Model):
     use_words: list[str] = []
     therapy_topics: list[str] = []
     follow_up_max_words: int = 6
+    ordinals: dict[str, int] = Field(default={}, description="Words that pick an item of a list (last = -1).")
+    list_words: list[str] = Field(default=[], description="Words that refer to every item just listed.")
     min_confidence: float = Field(ge=0, le=1)
     shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)

@@ -1,10 +1,10 @@
 """A linear text classifier: multinomial logistic regression over word and word-pair features.
 
-It replaces spaCy's TextCatBOW for intents because it trains in about a second instead of
-half a minute (full-batch, deterministic, no shuffling) and scored as well or better on
-held-out questions (see the issue notes). The features are the masked text's words, word
-pairs and the 4-letter pieces of longer words, so a misspelt word still shares most of its
-pieces with the right one.
+It trains in about a second (full-batch, deterministic, no shuffling), which is what the
+emergency model needs at start-up. (Tried for intents too: 98.3% on the dev set against
+97.9% for spaCy's TextCatBOW, but it declined fewer out-of-scope messages.)
+The features are the masked text's words, word pairs and the 4-letter pieces of longer words,
+so a misspelt word still shares most of its pieces with the right one.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Classify a message into an intent.
 
-Safety rules come first and win. Then a linear classifier (intents.classifier), trained from
-the catalog's examples with every product, condition and topic name masked, gives a
+Safety rules come first and win. Then a spaCy TextCategorizer, trained from the
+catalog's examples with every product, condition and topic name masked, gives a
 probability per intent. Last, the scope rules keep an intent only when the
 message holds what that intent needs (a product, a topic, a condition, or at
 least a word of this domain); what is left is ``out_of_scope``.
 
 The classifier is trained on first use and cached on disk under a key made of
-the examples, the names it masks and the training settings, so a change to any of
+the examples, the names it masks and the spaCy version, so a change to any of
 them retrains it, and the same inputs always give the same model.
 """
 
@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import math
 import os
+import random
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.pipeline import TextCategorizer
+from spacy.training import Example
+from spacy.util import fix_random_seed, minibatch
 
 from intents.catalog import Catalog
-from intents.classifier import LinearModel
 from intents.emergency import load_model
 from intents.safety import SafetyScreen
 from knowledge.cache import cache_dir
@@ -40,8 +44,20 @@ __all__ = ["IntentMatcher", "Prediction"]
 
 log = logging.getLogger(__name__)
 
-#: The classifier's training settings; part of the cache key, so a change retrains it.
-TRAINING = {"model": "linear-v1", "steps": 120, "rate": 0.5, "l2": 3e-4}
+TEXTCAT_CONFIG = {
+    "model": {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": True,
+        "ngram_size": 2,
+        "no_output_layer": False,
+        "length": 65536,
+    }
+}
+EPOCHS = 14
+VOCABULARY = "vocabulary.json"
+
+SEED = 7
+_VERSION = "6"
 
 
 def _scaled(scores: dict[str, float], temperature: float) -> dict[str, float]:
@@ -113,8 +129,10 @@ class IntentMatcher:
         self.vocabulary: frozenset[str] = frozenset()
         self.temperature = 1.0
         self._scores: dict[str, dict[str, float]] = {}
+        # One spaCy pipeline serves the whole bot: the classifier is a component made from it,
+        # not a second pipeline with a second tokenizer.
         self.nlp = resolver.nlp
-        self.model = self._load_or_train(resolver)
+        self.textcat = self._load_or_train(resolver)
 
     # -- training ----------------------------------------------------------------------------------
 
@@ -125,36 +143,39 @@ class IntentMatcher:
             "shorthand": self.catalog.scope.shorthand,
             "names": sorted(resolver.names),
             "unmasked": sorted(resolver.unmasked),
-            "training": TRAINING,
+            "config": TEXTCAT_CONFIG,
+            "epochs": EPOCHS,
+            "spacy": spacy.__version__,
             "tokenizer": resolver.nlp.config["nlp"]["tokenizer"],
             "lemmas": resolver.nlp.meta.get("lemma_table"),
+            "version": _VERSION,
         }
         digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:20]
 
-    def _load_or_train(self, resolver: Resolver) -> LinearModel:
+    def _load_or_train(self, resolver: Resolver) -> TextCategorizer:
         key = self._training_key(resolver)
-        target = cache_dir() / f"intents-{key}.npz"
-        try:
-            model = LinearModel.from_bytes(target.read_bytes())
-            with np.load(target, allow_pickle=False) as saved:
+        target = cache_dir() / f"textcat-{key}"
+        if (target / "textcat" / "cfg").exists() and (target / VOCABULARY).exists():
+            try:
+                textcat = self.nlp.create_pipe("textcat", config=TEXTCAT_CONFIG)
+                textcat.from_disk(target / "textcat")
+                saved = json.loads((target / VOCABULARY).read_text(encoding="utf-8"))
+                self.vocabulary = frozenset(saved["words"])
                 self.temperature = float(saved["temperature"])
-                self.vocabulary = frozenset(str(w) for w in saved["vocabulary"])
-            with contextlib.suppress(OSError):  # marks it as in use, for pruning
-                os.utime(target)
-            return model
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError):  # a broken cache is rebuilt, never fatal
-            log.warning("the cached classifier could not be read; training it again")
+                with contextlib.suppress(OSError):  # marks it as in use, for pruning
+                    os.utime(target)
+                return textcat
+            except Exception:  # a broken cache is rebuilt, never fatal
+                log.warning("the cached classifier could not be read; training it again")
         if self.on_training is not None:
             self.on_training()
-        model = self.train(resolver)
-        self._save(model, target)
-        return model
+        textcat = self.train(resolver)
+        self._save(textcat, target, {"words": sorted(self.vocabulary), "temperature": self.temperature})
+        return textcat
 
-    def train(self, resolver: Resolver) -> LinearModel:
-        """Train the classifier on the masked catalog examples, deterministically.
+    def train(self, resolver: Resolver) -> TextCategorizer:
+        """Train the text categorizer on the masked catalog examples, deterministically.
 
         A first model trained on four fifths of the examples is scored on the fifth it did not
         see, to fit the temperature that makes its probabilities honest (``self.temperature``);
@@ -171,48 +192,58 @@ class IntentMatcher:
                 masked.append((words, intent))
         self.vocabulary = frozenset(vocabulary)
         held_out = masked[::5]
-        fitted = self._fit([m for i, m in enumerate(masked) if i % 5])
-        self.temperature = _best_temperature([(fitted.predict(words), intent) for words, intent in held_out])
-        return self._fit(masked)
-
-    def _fit(self, masked: list[tuple[str, str]]) -> LinearModel:
-        settings = {k: v for k, v in TRAINING.items() if k != "model"}
-        return LinearModel.fit(
-            [words for words, _ in masked],
-            [intent for _, intent in masked],
-            self.labels,
-            steps=int(settings["steps"]),
-            rate=float(settings["rate"]),
-            l2=float(settings["l2"]),
+        nlp, fitted = self._fit(resolver, [m for i, m in enumerate(masked) if i % 5])
+        self.temperature = _best_temperature(
+            [(dict(fitted(nlp.make_doc(words)).cats), intent) for words, intent in held_out]
         )
+        return self._fit(resolver, masked)[1]
+
+    def _fit(self, resolver: Resolver, masked: list[tuple[str, str]]) -> tuple[Language, TextCategorizer]:
+        fix_random_seed(SEED)
+        # Trained with the same tokenizer that reads messages.
+        nlp = spacy.blank("en", config={"nlp": {"tokenizer": resolver.nlp.config["nlp"]["tokenizer"]}})
+        textcat = nlp.add_pipe("textcat", config=TEXTCAT_CONFIG)
+        for label in self.labels:
+            textcat.add_label(label)
+        examples = [
+            Example.from_dict(
+                nlp.make_doc(words), {"cats": {label: float(label == intent) for label in self.labels}}
+            )
+            for words, intent in masked
+        ]
+        nlp.initialize(lambda: examples)
+        shuffle = random.Random(SEED)
+        for _ in range(EPOCHS):
+            shuffle.shuffle(examples)
+            for batch in minibatch(examples, size=32):
+                nlp.update(batch, drop=0.2)
+        return nlp, textcat
 
     def calibrated(self, scores: dict[str, float], intent: str) -> float:
         """The probability of ``intent`` after temperature scaling: what the bot reports."""
         return _scaled(scores, self.temperature).get(intent, 0.0)
 
-    def _save(self, model: LinearModel, target: Path) -> None:
+    @staticmethod
+    def _save(textcat: TextCategorizer, target: Path, vocabulary: dict[str, object]) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, scratch = tempfile.mkstemp(dir=target.parent, suffix=".npz")
-            with os.fdopen(handle, "wb") as out:
-                blob = np.load(io.BytesIO(model.to_bytes()), allow_pickle=False)
-                np.savez(
-                    out,
-                    **{name: blob[name] for name in blob.files},
-                    temperature=np.array(self.temperature),
-                    vocabulary=np.array(sorted(self.vocabulary)),
-                )
-            os.replace(scratch, target)
+            scratch = Path(tempfile.mkdtemp(dir=target.parent))
+            textcat.to_disk(scratch / "textcat")
+            (scratch / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
+            if target.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+                return
+            scratch.rename(target)
         except OSError:
             log.info("the classifier cache folder is not writable; the classifier stays in memory")
             return
-        # Each edit of the catalog trains a new classifier; older ones go, except those used in
-        # the last day, which another checkout on this machine may still need.
+        # Each edit of the catalog trains a new classifier; older ones (7 MB each) go, except
+        # those used in the last day, which another checkout on this machine may still need.
         cutoff = time.time() - 24 * 3600
-        for old in target.parent.glob("intents-*.npz"):
+        for old in target.parent.glob("textcat-*"):
             with contextlib.suppress(OSError):
                 if old != target and old.stat().st_mtime < cutoff:
-                    old.unlink()
+                    shutil.rmtree(old)
 
     # -- classifying ------------------------------------------------------------------------------
 
@@ -224,7 +255,8 @@ class IntentMatcher:
         """
         cached = self._scores.get(masked)
         if cached is None:
-            cached = self.model.predict(masked or "empty")
+            doc = self.textcat(self.nlp.make_doc(masked or "empty"))
+            cached = dict(doc.cats)
             if len(self._scores) >= 4096:
                 self._scores.pop(next(iter(self._scores)))
             self._scores[masked] = cached

@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from knowledge.cache import cache_dir
 from knowledge.errors import DataError
 from knowledge.schema import (
+    Approval,
     Comparison,
     Condition,
     ConditionGroup,
@@ -202,6 +203,17 @@ class KnowledgeBase:
         wanted = {c.id for c in self.conditions_under(group_id)}
         return [p for p in self.listed_products() if wanted & set(p.conditions)]
 
+    def changes_since(self, since: str) -> list[tuple[str, Product, Approval]]:
+        """Approvals, label changes and withdrawals dated on or after ``since``, newest first."""
+        found = [
+            (a.date, p, a)
+            for p in self.products.values()
+            if p.family is None
+            for a in p.approvals
+            if a.date >= since
+        ]
+        return sorted(found, key=lambda row: (row[0], row[1].brand), reverse=True)
+
     def class_members(self, topic_id: str) -> list[Product]:
         """Listed products of a class of therapy (CAR-T, AAV gene therapy...), by brand."""
         topic = self.topics.get(topic_id)
@@ -263,7 +275,8 @@ class KnowledgeBase:
                 yield from self._fact_refs(where, "description", condition.description, condition)
         for gid, group in self.groups.items():
             if group.parent is not None and group.parent not in self.groups:
-                yield Problem(f"condition_groups.yaml: {gid}", f"parent: unknown condition group '{group.parent}'")
+                where = f"condition_groups.yaml: {gid}"
+                yield Problem(where, f"parent: unknown condition group '{group.parent}'")
             elif group.parent is not None and gid in self.group_ancestors(group.parent):
                 yield Problem(f"condition_groups.yaml: {gid}", "parent: groups form a loop")
         for tid, topic in self.topics.items():

@@ -10,7 +10,8 @@ from intents import load_catalog
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "spec" / "CONTRACT.md"
 CATALOG = load_catalog()
 CONTRACT_INTENTS = {
-    "greeting", "thanks", "help", "about_bot", "emergency", "personal_advice", "out_of_scope",
+    "greeting", "thanks", "help", "about_bot", "sources", "whats_new", "emergency", "personal_advice",
+    "out_of_scope",
     "concept_definition", "concept_compare", "choosing_treatment", "cost_general", "clinical_trials",
     "list_products", "condition_treatments", "product_overview", "product_uses", "product_administration",
     "product_side_effects", "product_effectiveness", "product_access", "product_cost", "product_category",
