@@ -27,7 +27,7 @@ from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from bot.render import Renderer
-from bot.reply import Reply
+from bot.reply import Reply, SourceRef
 from bot.session import Context, SessionStore
 from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import Catalog, load_catalog

@@ -230,7 +230,7 @@ class Renderer:
         )
         # Helpers and ``kb`` are wrapped so that what they return is traced like the context.
         traced = ("kb", "treats", "sources_of", "comparison", "topic", "condition", "select_products")
-        for name in traced + ("short_use", "recent_changes"):
+        for name in (*traced, "short_use", "recent_changes"):
             self.env.globals[name] = _Tracked(self.env.globals[name], None)
         self._cache: dict[str, Any] = {}
         # The shared macros (reminder, facts, asking back) are built once and offered as `m`.

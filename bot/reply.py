@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Reply"]
+__all__ = ["Reply", "SourceRef"]
+
+
+class SourceRef(BaseModel):
+    """One source of the facts an answer states: title, web address where there is one, date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    url: str | None = None
+    date: str
 
 
 class Reply(BaseModel):
@@ -24,3 +34,7 @@ class Reply(BaseModel):
     urgent: bool = False
     text: str = Field(min_length=1)
     suggestions: list[str] = []
+    #: The sources of the facts this answer states, most authoritative first.
+    sources: list[SourceRef] = []
+    #: The oldest ``last_reviewed`` among the facts used; None when the answer states no fact.
+    reviewed: str | None = None

@@ -1,0 +1,31 @@
+"""Every answer carries the sources of the facts it states; "where is that from?" shows them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import Assistant
+from knowledge.loader import KnowledgeBase, load_knowledge
+
+
+def _listed() -> list[str]:
+    kb: KnowledgeBase = load_knowledge()
+    return [p.brand for p in kb.products.values() if p.family is None and p.side_effects is not None]
+
+
+@pytest.mark.parametrize("brand", _listed())
+def test_sources_side_effect_answer_lists_the_sources_of_its_facts(assistant: Assistant, brand: str) -> None:
+    reply = assistant.reply(f"what are the side effects of {brand}?", session=f"src-{brand}")
+    assert reply.sources, reply.text
+    assert reply.reviewed is not None
+    follow = assistant.reply("where is that from?", session=f"src-{brand}")
+    assert follow.intent == "sources"
+    assert [s.title for s in follow.sources] == [s.title for s in reply.sources]
+    assert reply.sources[0].title in follow.text
+
+
+def test_sources_greeting_states_no_fact(assistant: Assistant) -> None:
+    reply = assistant.reply("hello", session="src-greet")
+    assert reply.sources == [] and reply.reviewed is None
+    follow = assistant.reply("where is that from?", session="src-greet")
+    assert follow.intent == "sources" and follow.sources == []
