@@ -228,6 +228,15 @@ class Renderer:
             # The day "what's new" counts back from; None is today. Tests pass a fixed date.
             today=None,
         )
+        # Whose entry each sourced entry is, so that one reached without its owner (a row of
+        # "what's new") still resolves the owner's own source ids.
+        self._owners: dict[int, KnowledgeModel] = {}
+        for owner in [*kb.products.values(), *kb.topics.values(), *kb.conditions.values()]:
+            for name in type(owner).model_fields:
+                value = getattr(owner, name)
+                for entry in value if isinstance(value, list) else [value]:
+                    if _is_sourced(entry):
+                        self._owners.setdefault(id(entry), owner)
         # Helpers and ``kb`` are wrapped so that what they return is traced like the context.
         traced = ("kb", "treats", "sources_of", "comparison", "topic", "condition", "select_products")
         for name in (*traced, "short_use", "recent_changes"):
@@ -343,14 +352,15 @@ class Renderer:
         ``last_reviewed`` of the products they belong to (None when no product fact was used)."""
         found: dict[tuple[str, str | None, str], Source] = {}
         for item in used:
-            owner = item.owner if isinstance(item.owner, _OWNERS) else None
+            owner = item.owner if isinstance(item.owner, _OWNERS) else self._owners.get(id(item.fact))
             for key in getattr(item.fact, "sources", []):
                 source = self.kb.source(key, owner)
                 if source is not None:
                     found.setdefault((source.title, source.url, source.date), source)
         # FDA's own pages and labels are the most authoritative, then the rest in the order used.
         ordered = sorted(found.values(), key=lambda s: 0 if s.url and "fda.gov" in s.url else 1)
-        reviewed = [u.owner.last_reviewed for u in used if isinstance(u.owner, Product)]
+        owners = [u.owner if isinstance(u.owner, _OWNERS) else self._owners.get(id(u.fact)) for u in used]
+        reviewed = [o.last_reviewed for o in owners if isinstance(o, Product)]
         return ordered, (min(reviewed) if reviewed else None)
 
     def render_string(self, source: str, **context: Any) -> str:
