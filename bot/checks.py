@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from intents.catalog import collect_catalog
 from knowledge.loader import Problem, collect
 
-__all__ = ["CheckResult", "run_checks"]
+__all__ = ["CheckResult", "answer_problems", "run_checks"]
 
 
 @dataclass
@@ -53,6 +53,8 @@ def run_checks() -> CheckResult:
                 problems.append(
                     Problem("knowledge/data/products", f"alias '{name}' leads to {', '.join(explicit)}")
                 )
+    if not [p for p in problems if p.severity == "error"]:
+        problems += answer_problems()
     problems += list(kb.stale())
     result.errors = [p for p in problems if p.severity == "error"]
     result.warnings = [p for p in problems if p.severity != "error"]
@@ -70,3 +72,32 @@ def run_checks() -> CheckResult:
         examples = sum(len(v) for v in catalog.examples.values())
         result.summary.append(f"intents:    {len(catalog.intents)} with {examples} examples")
     return result
+
+
+def answer_problems() -> list[Problem]:
+    """Ask every product question about every product, then every suggestion it offers.
+
+    An answer that states facts but names no source, and a suggestion whose answer states no
+    fact (the knowledge base cannot answer it for that product), are both errors: a person who
+    taps a suggestion must get a real answer.
+    """
+    from bot.assistant import SMALL_TALK, Assistant
+
+    assistant = Assistant()
+    found: list[Problem] = []
+    questions = [(n, s.question) for n, s in assistant.catalog.intents.items() if s.question]
+    for product in assistant.knowledge.listed_products():
+        for intent, template in questions:
+            question = assistant.renderer.render_string(template, p=product)
+            session = f"check-{product.id}-{intent}"
+            reply = assistant.reply(question, session=session)
+            for number, suggestion in enumerate(reply.suggestions):
+                # Each suggestion is asked as a person would: right after the answer offering it.
+                if number:
+                    assistant.reset(session)
+                    assistant.reply(question, session=session)
+                answer = assistant.reply(suggestion, session=session)
+                if answer.intent not in SMALL_TALK and not answer.sources:
+                    message = f"suggestion '{suggestion}' (after '{question}') gets no sourced answer"
+                    found.append(Problem(f"intents.yaml: {intent}: {product.id}", message))
+    return found
