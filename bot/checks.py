@@ -85,6 +85,18 @@ def answer_problems() -> list[Problem]:
 
     assistant = Assistant()
     found: list[Problem] = []
+    from jinja2 import TemplateError
+
+    for name, spec in assistant.catalog.intents.items():
+        for source in spec.suggestions if spec.needs == "product" else []:
+            for product in assistant.knowledge.listed_products():
+                try:
+                    assistant.renderer.render_string(source, p=product, c=None, t=None)
+                except (TemplateError, AttributeError, TypeError) as error:
+                    # The answer would drop this suggestion silently; a typo must not pass.
+                    found.append(
+                        Problem(f"intents.yaml: {name}: {product.id}", f"suggestion does not render: {error}")
+                    )
     questions = [(n, s.question) for n, s in assistant.catalog.intents.items() if s.question]
     for product in assistant.knowledge.listed_products():
         for intent, template in questions:
