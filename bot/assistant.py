@@ -46,6 +46,7 @@ MAX_CHARS = 2000
 SAFETY = ("emergency", "personal_advice")
 SMALL_TALK = ("greeting", "thanks", "help", "about_bot", "sources")
 _PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
+_SENTENCE = re.compile(r"(?<=[.?!])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -278,7 +279,7 @@ class Assistant:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
             return turn
         masked = self._masked_with_context(turn, context)
-        prediction = self.matcher.classify(normalized, masked)
+        prediction = self.matcher.classify(normalized, self._main_question(text) or masked)
         if masked != resolution.masked and prediction.intent == "out_of_scope":
             # The follow-up was read with its product in place; a product reading that is at
             # all likely beats "out of scope" for a short question in a conversation about it.
@@ -306,6 +307,22 @@ class Assistant:
         self._apply_context(turn, context)
         self._apply_scope(turn)
         return turn
+
+    def _main_question(self, text: str) -> str | None:
+        """In a long story, the masked words of its last question: what the person asks.
+
+        The names and context come from the whole message; only the intent is read from the
+        question, so the story before it cannot outvote it.
+        """
+        if len(text.split()) <= self.catalog.scope.long_message_words:
+            return None
+        sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+        questions = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
+        focus = questions[-1] if questions else ""
+        if len(focus.split()) < 3 or len(sentences) < 2:
+            return None
+        normalized = self.catalog.expand(" ".join(normalize(focus).split()))
+        return self.resolver.resolve(normalized).masked or None
 
     def _language(self, normalized: str) -> str | None:
         """The language of a message that is clearly not English, else None."""

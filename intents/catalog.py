@@ -99,6 +99,7 @@ class ScopeRules(_Model):
     use_words: list[str] = []
     therapy_topics: list[str] = []
     follow_up_max_words: int = 6
+    long_message_words: int = Field(default=40, description="Longer messages are read from their question.")
     ordinals: dict[str, int] = Field(default={}, description="Words that pick an item of a list (last = -1).")
     list_words: list[str] = Field(default=[], description="Words that refer to every item just listed.")
     min_confidence: float = Field(ge=0, le=1)

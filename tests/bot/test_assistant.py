@@ -171,6 +171,8 @@ def test_assistant_reply_matches_the_contract(assistant: Assistant) -> None:
             "urgent",
             "text",
             "suggestions",
+            "sources",
+            "reviewed",
         ]
     )
     assert 0 <= dumped["confidence"] <= 1
