@@ -29,3 +29,10 @@ def test_sources_greeting_states_no_fact(assistant: Assistant) -> None:
     assert reply.sources == [] and reply.reviewed is None
     follow = assistant.reply("where is that from?", session="src-greet")
     assert follow.intent == "sources" and follow.sources == []
+
+
+def test_sources_every_suggestion_of_every_product_answer_is_answered() -> None:
+    from bot.checks import answer_problems
+
+    problems = answer_problems()
+    assert not problems, "\n".join(f"{p.where}: {p.message}" for p in problems[:20])
