@@ -152,6 +152,7 @@ class _Turn:
     truncated: bool = False
     from_context: bool = False
     domain_word: bool = False
+    cls: str | None = None
     listed: list[str] = field(default_factory=list)
 
 
@@ -234,11 +235,7 @@ class Assistant:
         context = self.sessions.get(session)
         turn = self._understand(raw, context)
         reply = self._render(turn, context)
-        self._remember(session, context, turn)
-        if session is not None and reply.intent != "sources":
-            # "Where is that from?" next shows this answer's sources.
-            context.sources, context.reviewed = [s.model_dump() for s in reply.sources], reply.reviewed
-            self.sessions.update(session, context)
+        self._remember(session, context, turn, reply)
         return reply
 
     def _understand(self, raw: str, context: Context) -> _Turn:
@@ -525,9 +522,9 @@ class Assistant:
         if needs == "product" and not turn.products:
             if turn.did_you_mean:
                 turn.reason = "did_you_mean"
-            elif spec.aspect and self._class_of(turn) is not None:
+            elif spec.aspect and (cls := self._class_of(turn)) is not None:
                 # "side effects of CAR-T?": answered for the whole class from its class facts.
-                turn.reason = "class"
+                turn.reason, turn.cls = "class", cls
             elif intent == "product_compare" and len(turn.topics) >= 1:
                 turn.intent = "concept_compare"
             elif intent in ("product_uses", "product_overview") and (turn.conditions or turn.groups):
@@ -592,12 +589,11 @@ class Assistant:
         topics = [kb.topics[t] for t in turn.topics if t in kb.topics]
         others = [kb.not_covered[o] for o in turn.others if o in kb.not_covered]
         unsure = [kb.products[p] for p in turn.did_you_mean if p in kb.products]
-        cls_id = self._class_of(turn) if turn.reason == "class" else None
         spec = self.catalog.intents.get(turn.intent)
         context = {
-            "cls": kb.topics[cls_id] if cls_id else None,
+            "cls": kb.topics[turn.cls] if turn.cls else None,
             "aspect": spec.aspect if spec is not None else None,
-            "members": kb.class_members(cls_id) if cls_id else [],
+            "members": kb.class_members(turn.cls) if turn.cls else [],
             "intent": turn.intent,
             "reason": turn.reason,
             "products": products,
@@ -704,9 +700,12 @@ class Assistant:
         question = "".join(words).strip()
         return question[:1].upper() + question[1:]
 
-    def _remember(self, session: str | None, context: Context, turn: _Turn) -> None:
+    def _remember(self, session: str | None, context: Context, turn: _Turn, reply: Reply) -> None:
         if session is None:
             return
+        if reply.intent != "sources":
+            # "Where is that from?" next shows this answer's sources.
+            context.sources, context.reviewed = [s.model_dump() for s in reply.sources], reply.reviewed
         if turn.listed:
             context.listed = turn.listed
         elif turn.products and not turn.from_context:

@@ -159,9 +159,7 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
     predicted_counts: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     confusions: Counter[tuple[str, str]] = Counter()
-    brands = sorted(
-        ((p.brand, p.id) for p in assistant.knowledge.products.values()), key=lambda b: -len(b[0])
-    )
+    brands = [(p.brand, p.id) for p in assistant.knowledge.products.values()]
     shown: dict[str | None, list[str]] = {}
     for case in cases:
         session = f"{tag}:{case.session}" if case.session else None
@@ -220,13 +218,8 @@ _UNANSWERED = ("I don't have reliable information", "Which therapy do you mean?"
 
 def _products_shown(text: str, brands: list[tuple[str, str]]) -> list[str]:
     """Product ids in the order a person reads their names in an answer."""
-    found: list[tuple[int, str]] = []
-    for brand, pid in brands:
-        at = text.find(brand)
-        if at >= 0 and all(not (start <= at < start + 40 and other == pid) for start, other in found):
-            found.append((at, pid))
-    ordered = [pid for _, pid in sorted(found)]
-    return list(dict.fromkeys(ordered))
+    found = sorted((at, pid) for brand, pid in brands if (at := text.find(brand)) >= 0)
+    return [pid for _, pid in found]
 
 
 def _content_problem(case: Case, text: str, urgent: bool) -> str:

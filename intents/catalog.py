@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from knowledge.errors import DataError
 from knowledge.loader import Problem, read_yaml, validation_problems
+from knowledge.schema import Aspect
 
 __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "load_catalog"]
 
@@ -47,7 +48,7 @@ class IntentSpec(_Model):
     cues: list[str] = Field(default=[], description="Whole short messages that are this intent (regex).")
     min_confidence: float | None = Field(default=None, ge=0, le=1, description="Overrides scope.yaml's.")
     suggestions: list[str] = []
-    aspect: str | None = Field(
+    aspect: Aspect | None = Field(
         default=None, description="The class fact (topic aspect) that answers this about a whole class."
     )
     question: str | None = Field(

@@ -181,10 +181,6 @@ class KnowledgeBase:
         """Listed products that treat a condition, by brand."""
         return [p for p in self.listed_products() if condition_id in p.conditions]
 
-    def conditions_in_group(self, group_id: str) -> list[Condition]:
-        """Conditions that belong to a condition group directly."""
-        return [c for c in self.conditions.values() if c.group == group_id]
-
     def group_ancestors(self, group_id: str) -> list[str]:
         """The group and every broader group above it, nearest first."""
         chain: list[str] = []
