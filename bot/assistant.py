@@ -442,6 +442,9 @@ class Assistant:
             # "how much is it?" read as a general cost question is about the product talked about.
             turn.intent, spec = specific, self.catalog.intents[specific]
         wants_product = spec is not None and (spec.needs == "product" or turn.intent in SAFETY)
+        if wants_product and self._names_own_class(turn):
+            # "side effects of CAR-T?" after a Zolgensma answer asks about CAR-T, not Zolgensma.
+            return
         if context.products and (wants_product or turn.intent in ("about_bot", "sources")):
             turn.products = list(context.products)
             turn.from_context = True
@@ -561,6 +564,11 @@ class Assistant:
             and len(words) <= 6
             and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
         )
+
+    def _names_own_class(self, turn: _Turn) -> bool:
+        """A class of therapy named with no "it" or "they" pointing back to an earlier product."""
+        words = {w.strip("?.!,") for w in turn.normalized.split()}
+        return self._class_of(turn) is not None and not words & _PRONOUNS
 
     def _class_of(self, turn: _Turn) -> str | None:
         """The class of therapy a message asks about (a topic with members), if any."""
