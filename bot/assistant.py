@@ -493,7 +493,7 @@ class Assistant:
         ):
             lemmas = {t.lemma_.lower() for t in turn.resolution.doc} | {t.text for t in turn.resolution.doc}
             named = turn.conditions or turn.groups
-            for_use = "xtopicx for" in turn.resolution.masked
+            for_use = any(f"{p} for" in turn.resolution.masked for p in ("xtopicx", "xclassx"))
             if (named and (lemmas & self._treatment_words or therapy_topics)) or (
                 not named and (lemmas & self._use_words or for_use)
             ):

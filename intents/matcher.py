@@ -143,6 +143,7 @@ class IntentMatcher:
             "shorthand": self.catalog.scope.shorthand,
             "names": sorted(resolver.names),
             "unmasked": sorted(resolver.unmasked),
+            "classes": sorted(resolver.classes),
             "config": TEXTCAT_CONFIG,
             "epochs": EPOCHS,
             "spacy": spacy.__version__,
@@ -190,6 +191,9 @@ class IntentMatcher:
                 )
                 vocabulary.update(words.split())
                 masked.append((words, intent))
+                if self.catalog.spec(intent).aspect is not None and words.split().count("xproductx") == 1:
+                    # Every question with a class answer may be asked of a whole class too.
+                    masked.append((words.replace("xproductx", "xclassx"), intent))
         self.vocabulary = frozenset(vocabulary)
         held_out = masked[::5]
         nlp, fitted = self._fit(resolver, [m for i, m in enumerate(masked) if i % 5])

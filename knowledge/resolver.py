@@ -36,6 +36,7 @@ PLACEHOLDERS = {
     "condition": "xconditionx",
     "group": "xgroupx",
     "topic": "xtopicx",
+    "class": "xclassx",
     "other": "xdrugx",
 }
 _KIND_ORDER = {"product": 0, "other": 1, "condition": 2, "group": 3, "topic": 4}
@@ -164,6 +165,9 @@ class Resolver:
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
         # Everyday ideas keep their words: "covered by insurance" says what is asked.
         self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak or t.keep_words)
+        # A class of therapy stands where a product would ("side effects of CAR-T"), so it has a
+        # placeholder of its own rather than that of a general topic ("what is a boxed warning").
+        self.classes = frozenset(t.id for t in kb.topics.values() if t.members is not None)
 
     @staticmethod
     def _all_names(kb: KnowledgeBase) -> Iterable[tuple[str, str, str, bool]]:
@@ -235,7 +239,7 @@ class Resolver:
             doc=doc,
             mentions=mentions,
             did_you_mean=unsure,
-            masked=self._mask(doc, [m for m in mentions if m.id not in self.unmasked], unsure_spans),
+            masked=self._mask(doc, self._maskable(mentions), unsure_spans),
             unsure_spans=unsure_spans,
         )
 
@@ -356,6 +360,14 @@ class Resolver:
         ):
             return [], [top_target[1]] + [t[1] for t, _ in rivals[:2]]
         return [], []
+
+    def _maskable(self, mentions: list[Mention]) -> list[Mention]:
+        """The mentions the classifier sees as placeholders, classes of therapy as their own kind."""
+        return [
+            Mention("class", m.id, m.start, m.end, m.score) if m.id in self.classes else m
+            for m in mentions
+            if m.id not in self.unmasked
+        ]
 
     @staticmethod
     def _mask(doc: Doc, mentions: list[Mention], unsure: list[tuple[int, int]] = ()) -> str:  # type: ignore[assignment]
