@@ -364,7 +364,9 @@ class Resolver:
     def _maskable(self, mentions: list[Mention]) -> list[Mention]:
         """The mentions the classifier sees as placeholders, classes of therapy as their own kind."""
         return [
-            Mention("class", m.id, m.start, m.end, m.score) if m.id in self.classes else m
+            Mention("class", m.id, m.start, m.end, m.score)
+            if m.kind == "topic" and m.id in self.classes
+            else m
             for m in mentions
             if m.id not in self.unmasked
         ]
