@@ -245,8 +245,14 @@ class Assistant:
         normalized = self.catalog.expand(" ".join(normalize(text).split()))
         turn = _Turn(text=text, normalized=normalized, truncated=truncated)
         if not re.search(r"[^\W\d_]", normalized):
-            turn.intent, turn.confidence = "out_of_scope", 1.0
-            turn.reason = "empty" if not normalized else "no_words"
+            # A bare reading ("102.5") is screened before it is called a message without words.
+            urgent = self.matcher.safety(normalized) if normalized else None
+            if urgent is not None and urgent.intent == "emergency":
+                turn.prediction = urgent
+                turn.intent, turn.confidence, turn.reason = urgent.intent, urgent.confidence, urgent.reason
+            else:
+                turn.intent, turn.confidence = "out_of_scope", 1.0
+                turn.reason = "empty" if not normalized else "no_words"
             return turn
         turn.language = self._language(normalized)
         resolution = self.resolver.resolve(normalized)

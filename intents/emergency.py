@@ -121,6 +121,7 @@ def load_sign_groups() -> list[SignGroup]:
 
 
 _NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)(?![\d.])")
+_UNITS = frozenset({"f", "degrees", "°"})
 _PRESSURE = re.compile(r"(?<![\d.])(\d{2,3}) ?(?:/|over| )(\d{2,3})(?![\d.])")
 
 
@@ -144,39 +145,52 @@ class Vitals:
 
     def positions(self, tokens: list[str]) -> list[int]:
         """Indexes of tokens that are readings past a limit."""
+        # A message that is nothing but a reading ("102.5", "104 f", "85/50") is read as one.
+        alone = all(t.isdigit() or t in _UNITS or t in {".", "c"} for t in tokens)
+        found = self._pressures(tokens, alone)
+        for index in range(len(tokens)):
+            reading = self._reading(tokens, index)
+            if reading is not None and self._past_limit(tokens, index, *reading, alone=alone):
+                found.append(index)
+        return sorted(set(found))
+
+    def _pressures(self, tokens: list[str], alone: bool) -> list[int]:
         found: list[int] = []
         joined = " ".join(tokens)
         for match in _PRESSURE.finditer(joined):
             at = joined[: match.start()].count(" ")
-            if not self._near(tokens, at, ["bp", "pressure", "over", "monitor", "reading"], 5):
+            if not alone and not self._near(tokens, at, ["bp", "pressure", "over", "monitor", "reading"], 5):
                 continue
             systolic, diastolic = int(match.group(1)), int(match.group(2))
-            if systolic > diastolic and (
-                systolic < self.bp.systolic_below or systolic > self.bp.systolic_above
-            ):
+            if systolic > diastolic and not self.bp.systolic_below <= systolic <= self.bp.systolic_above:
                 found.append(at)
-        for index, token in enumerate(tokens):
-            if not _NUMBER.fullmatch(token) or (index >= 2 and tokens[index - 1] == "."):
-                continue
-            # The word pattern splits "102.5" into "102", ".", "5": join them back.
-            decimal = (
-                tokens[index + 1 : index + 2] == ["."]
-                and tokens[index + 2 : index + 3] != []
-                and tokens[index + 2].isdigit()
-            )
-            value = float(f"{token}.{tokens[index + 2]}") if decimal else float(token)
-            after = index + 3 if decimal else index + 1
-            unit = tokens[after] if after < len(tokens) else ""
-            context = self._near(tokens, index, self.temp.context)
-            low_f, high_f = self.temp.plausible_f
-            low_c, high_c = self.temp.plausible_c
-            fahrenheit = (context or decimal or unit in {"f", "degrees", "°"}) and low_f <= value <= high_f
-            celsius = (context or decimal) and low_c <= value <= high_c and unit != "f"
-            rate = self._near(tokens, index, self.rate.context) and not decimal
-            too_fast_or_slow = value > self.rate.above or (value < self.rate.below and unit == "bpm")
-            if fahrenheit or celsius or (rate and too_fast_or_slow):
-                found.append(index)
-        return sorted(set(found))
+        return found
+
+    @staticmethod
+    def _reading(tokens: list[str], index: int) -> tuple[float, bool, str] | None:
+        """The number at ``index`` (value, whether it had a decimal, the unit after it), if any."""
+        token = tokens[index]
+        if not _NUMBER.fullmatch(token) or (index >= 2 and tokens[index - 1] == "."):
+            return None
+        # The word pattern splits "102.5" into "102", ".", "5": join them back.
+        decimal = tokens[index + 1 : index + 2] == ["."] and tokens[index + 2 : index + 3] != []
+        decimal = decimal and tokens[index + 2].isdigit()
+        value = float(f"{token}.{tokens[index + 2]}") if decimal else float(token)
+        after = index + 3 if decimal else index + 1
+        return value, decimal, tokens[after] if after < len(tokens) else ""
+
+    def _past_limit(
+        self, tokens: list[str], index: int, value: float, decimal: bool, unit: str, alone: bool
+    ) -> bool:
+        context = alone or self._near(tokens, index, self.temp.context)
+        low_f, high_f = self.temp.plausible_f
+        low_c, high_c = self.temp.plausible_c
+        fahrenheit = (context or decimal or unit in _UNITS) and low_f <= value <= high_f
+        celsius = (context or decimal) and low_c <= value <= high_c and unit != "f"
+        if fahrenheit or celsius:
+            return True
+        rate = self._near(tokens, index, self.rate.context) and not decimal
+        return rate and (value > self.rate.above or (value < self.rate.below and unit == "bpm"))
 
 
 def load_vitals() -> Vitals:

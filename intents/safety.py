@@ -16,7 +16,8 @@ from intents.emergency import EmergencyModel, Vitals, load_model, load_sign_grou
 
 __all__ = ["SafetyScreen", "tokens_of"]
 
-_WORD = re.compile(r"[a-z0-9°]+|[.?!,;]")
+# Digits and letters apart, so that "38.9c" reads as a number and its unit.
+_WORD = re.compile(r"[a-z]+|\d+|°|[.?!,;]")
 _WINDOW = 6
 _SHORT_REPORT = 30
 
