@@ -167,7 +167,10 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
             listed = shown.get(session, [])
             case = replace(case, products=tuple(listed[case.ordinal - 1 : case.ordinal]))
         reply = assistant.reply(case.text, session=session)
-        shown[session] = _products_shown(reply.text, brands)
+        listed = _products_shown(reply.text, brands)
+        if len(listed) >= 2:
+            # "The second one" counts in the last list shown, not in the answer about one of them.
+            shown[session] = listed
         report.total += 1
         gold_counts[case.intent] += 1
         predicted_counts[reply.intent] += 1
