@@ -252,7 +252,14 @@ class EmergencyModel:
 
 
 #: Training settings; part of the cache key.
-_SETTINGS = {"model": "emergency-linear-v1", "l2": 1e-4, "steps": 200, "rate": 0.3, "margin": _MARGIN, "recall": 0.9}
+_SETTINGS = {
+    "model": "emergency-linear-v1",
+    "l2": 1e-4,
+    "steps": 200,
+    "rate": 0.3,
+    "margin": _MARGIN,
+    "recall": 0.9,
+}
 
 
 def _fit(urgent: list[str], calm: list[str]) -> LinearModel:

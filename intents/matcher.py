@@ -118,7 +118,11 @@ class IntentMatcher:
         # Every other intent's examples are calm text for the emergency model.
         calm = [t for name, texts in sorted(catalog.examples.items()) if name != "emergency" for t in texts]
         self.screen = SafetyScreen(
-            catalog.safety, common_words, known, extra_urgent=catalog.examples.get("emergency", []), extra_calm=calm
+            catalog.safety,
+            common_words,
+            known,
+            extra_urgent=catalog.examples.get("emergency", []),
+            extra_calm=calm,
         )
         self.cues = [
             (re.compile(r"(?:" + "|".join(spec.cues) + r")"), spec.name)

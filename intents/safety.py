@@ -158,9 +158,7 @@ class SafetyScreen:
         return None
 
     def _rules_catch(self, text: str) -> bool:
-        return bool(
-            self.self_harm.search(text) or self.is_overdose(text) or self._rules_say_emergency(text)
-        )
+        return bool(self.self_harm.search(text) or self.is_overdose(text) or self._rules_say_emergency(text))
 
     def is_emergency(self, normalized: str) -> bool:
         """Whether the message may describe urgent trouble happening now."""
