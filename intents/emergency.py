@@ -95,6 +95,11 @@ class Tense(_Model):
     present_verbs: list[str] = []
     asking_words: list[str] = []
     future: list[str] = []
+    requests: list[str] = []
+
+    def asks_for_information(self, sentence: str) -> bool:
+        """Whether the sentence asks for facts in words, not with a question mark."""
+        return any(re.search(p, sentence) for p in self.requests)
 
     def ahead(self, text: str) -> bool:
         """Whether the text speaks of plans ("is scheduled for", "next month", "plan ahead")."""

@@ -216,8 +216,8 @@ class SafetyScreen:
         return any(t in self.tense.past_verbs for t in tokens[max(start, at - _WINDOW) : at + 1])
 
     def _is_question(self, sentence: str) -> bool:
-        """A question in form: a question mark, or a question word opening a clause."""
-        if "?" in sentence:
+        """A question in form: a question mark, a request for facts, or a question word opening a clause."""
+        if "?" in sentence or self.tense.asks_for_information(sentence):
             return True
         clauses = re.split(r"[,.;!]| and | but | so ", sentence)
         if any(self.question_start.match(clause.strip()) for clause in clauses):
