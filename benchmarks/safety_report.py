@@ -40,7 +40,9 @@ def main() -> int:
     held = model.held_out
     print(
         f"model, held-out fifth:   recall {held['recall']:.1%}, precision {held['precision']:.1%}"
-        f" (threshold {model.threshold:.2f}, {int(held['urgent'])} urgent, {int(held['calm'])} calm)"
+        f" (threshold {model.threshold:.2f}, {int(held['urgent'])} urgent, {int(held['calm'])} calm);"
+        f" screen (rules, then model) recall {held['screen_recall']:.1%},"
+        f" rules alone miss {int(held['rules_missed'])}"
     )
     sets = [(p, True) for p in sorted(data.glob("safety_emergency*.jsonl"))]
     sets += [

@@ -250,6 +250,23 @@ def test_telegram_emergency_comes_alone_without_buttons(
 
 
 @pytest.mark.usefixtures("telegram_bot")
+def test_telegram_emergency_in_a_group_comes_alone_without_buttons(
+    fake_api: FakeBotAPI, new_chat: Callable[[], int], assistant: Assistant
+) -> None:
+    question = "my dad got yescarta last week and he is burning up and confused, temp 39.4"
+    (expected,) = answer_text(assistant, question)
+    group = -new_chat()
+    asked = fake_api.send(group, f"{MENTION} {question}", chat_type="group")
+    fake_api.send(group, f"{MENTION} thanks", chat_type="group")
+    urgent, after = fake_api.wait_messages(group, 2)
+
+    assert plain(urgent) == expected and expected.startswith("This may be an emergency.")
+    assert "reply_markup" not in urgent.params
+    assert urgent.params["reply_parameters"]["message_id"] == asked
+    assert plain(after) != expected
+
+
+@pytest.mark.usefixtures("telegram_bot")
 def test_telegram_non_text_asks_for_typed_question(
     fake_api: FakeBotAPI, new_chat: Callable[[], int], assistant: Assistant
 ) -> None:
