@@ -376,8 +376,12 @@ class Assistant:
         scope = self.catalog.scope
         listed = [self.knowledge.products[p] for p in context.listed if p in self.knowledge.products]
         position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
+        current = set(context.products)
         if position is not None and -len(listed) <= position <= len(listed) and position != 0:
             picked = [listed[position - 1 if position > 0 else position]]
+        elif set(words) & set(scope.other_words) and current and current < {p.id for p in listed}:
+            # "the other one": the listed products not talked about just now.
+            picked = [p for p in listed if p.id not in current]
         elif turn.conditions and ("one" in words or "ones" in words):
             picked = [p for p in listed if set(turn.conditions) & set(p.conditions)]
         elif set(words) & set(scope.list_words):
@@ -389,9 +393,19 @@ class Assistant:
         turn.products, turn.from_context = [p.id for p in picked], True
         turn.conditions, turn.groups = [], []
         # Read the question again with the picked products in place of "the second one".
-        refer = set(scope.ordinals) | set(scope.list_words) | {"one", "the"}
-        masked = " ".join("xproductx" if w in refer else w for w in turn.resolution.masked.split())
+        refer = set(scope.ordinals) | set(scope.list_words) | set(scope.other_words) | {"one", "the"}
+        masked = " ".join(
+            "xproductx" if w.strip("?.!,") in refer or w.strip("?.!,").isdigit() else w
+            for w in turn.resolution.masked.split()
+        )
         allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
+        asked = [w for w in masked.split() if w != "xproductx" and w.strip("?.!,") not in self._follow_words]
+        asked = [w for w in asked if w.strip("?.!,")]
+        previous = context.intent
+        if not asked and previous in allowed and previous != "product_compare":
+            # "and the fifth one?" asks the question before it again, of another product.
+            turn.intent = previous
+            return
         better = self.matcher.best_of(self.matcher.classify(turn.normalized, masked), allowed)
         if self.catalog.spec(turn.intent).needs != "product" and better is not None:
             turn.intent, turn.confidence = better.intent, better.confidence
@@ -406,24 +420,21 @@ class Assistant:
             return
         masked_words = [w for w in turn.resolution.masked.split() if w not in self._follow_words]
         only_names = bool(masked_words) and all(w.startswith("x") and w.endswith("x") for w in masked_words)
-        previous = context.intent
+        previous = context.intent or ""
+        unsure = turn.prediction is not None and turn.prediction.confidence < 0.9
         # "what about Yescarta?" after a question on Kymriah's side effects asks the same of Yescarta.
-        if (
-            only_names
-            and previous
-            and (previous.startswith("product_") or previous == "condition_treatments")
-            and turn.prediction is not None
-            and turn.prediction.confidence < 0.9
-        ):
-            same_product_question = (
-                turn.products and previous.startswith("product_") and previous != "product_compare"
-            )
-            same_condition_question = turn.conditions and previous == "condition_treatments"
-            if same_product_question or same_condition_question:
-                turn.intent = previous
+        same_product_question = (
+            turn.products and previous.startswith("product_") and previous != "product_compare"
+        )
+        same_condition_question = turn.conditions and previous == "condition_treatments"
+        if only_names and unsure and (same_product_question or same_condition_question):
+            turn.intent = previous
         elif only_names and turn.products and not turn.conditions and not turn.topics:
             # A name on its own asks what it is.
             turn.intent = "product_overview"
+        elif only_names and unsure and turn.conditions and not turn.products and not turn.topics:
+            # "what about hemophilia A?": a condition on its own asks what is approved for it.
+            turn.intent = "condition_treatments"
         if (
             turn.intent == "product_compare"
             and len(turn.products) < 2
@@ -558,7 +569,8 @@ class Assistant:
                 turn.reason = "unknown_condition"
             else:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
-        elif needs == "domain" and not on_topic:
+        elif needs == "domain" and not on_topic and turn.prediction.reason != "cue":
+            # A cue matches the whole message, so nothing in it is off topic.
             turn.intent, turn.reason = "out_of_scope", "off_topic"
 
     def _bare_product_question(self, turn: _Turn) -> bool:
@@ -660,6 +672,12 @@ class Assistant:
             return [p for c in context["conditions"] for p in self.renderer.treats(c)]
         if turn.intent in ("condition_treatments", "list_products"):
             return list(self.renderer.select_products(context["topics"], context["groups"], []).items)
+        if turn.intent == "whats_new":
+            today = self.renderer.env.globals.get("today")
+            changed = {
+                product.id: product for _, product, _ in reversed(self.renderer.recent_changes(12, today))
+            }
+            return list(reversed(changed.values()))
         return []
 
     def _reported_confidence(self, turn: _Turn) -> float:
@@ -735,6 +753,9 @@ class Assistant:
             if not turn.from_context:
                 context.turns = 0
             context.products = turn.products or ([] if turn.conditions or turn.topics else context.products)
+        if len(turn.listed) == 1 and not turn.products:
+            # An answer that lists one product ("for Duchenne: Elevidys") makes it what "it" means next.
+            context.products = list(turn.listed)
             context.conditions = turn.conditions or context.conditions
             context.topics = turn.topics or context.topics
             context.turns += 1

@@ -103,6 +103,9 @@ class ScopeRules(_Model):
     long_message_words: int = Field(default=40, description="Longer messages are read from their question.")
     ordinals: dict[str, int] = Field(default={}, description="Words that pick an item of a list (last = -1).")
     list_words: list[str] = Field(default=[], description="Words that refer to every item just listed.")
+    other_words: list[str] = Field(
+        default=[], description="Words that pick the listed items not just talked about."
+    )
     min_confidence: float = Field(ge=0, le=1)
     shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)

@@ -186,6 +186,9 @@ class Resolver:
                 yield kind, item.id, _PAREN.sub("", item.name), False
                 for inner in _PAREN.findall(item.name):
                     yield kind, item.id, inner, True
+                if "(" in item.name:
+                    # The name as written, brackets and all: "... decarboxylase (AADC) deficiency".
+                    yield kind, item.id, item.name, True
                 if kind != "group":
                     yield kind, item.id, item.id.replace("-", " "), True
                 for name in item.aliases:
