@@ -1,0 +1,60 @@
+"""Facts that a patient could misread: makers' history, status, eligibility, warnings, prices.
+
+Each test runs over every product of the knowledge base, so a new product is checked the same way.
+"""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+from pydantic import ValidationError
+
+from bot import Assistant
+from knowledge import load_knowledge
+from knowledge.schema import Maker
+
+KB = load_knowledge()
+LISTED = sorted(p.id for p in KB.listed_products())
+WITH_MAKER = sorted(p.id for p in KB.listed_products() if p.maker is not None)
+
+
+def _month_year(date: str) -> str:
+    parts = date.split("-")
+    return f"{calendar.month_name[int(parts[1])]} {parts[0]}" if len(parts) > 1 else parts[0]
+
+
+@pytest.mark.parametrize("product_id", WITH_MAKER)
+def test_facts_maker_answer_tells_each_change_as_what_happened(assistant: Assistant, product_id: str) -> None:
+    product = KB.product(product_id)
+    assert product.maker is not None
+    reply = assistant.reply(f"who makes {product.brand}?", session=f"maker-{product_id}")
+    assert reply.intent == "product_maker"
+    assert "earlier known as" not in reply.text
+    assert product.maker.name in reply.text
+    for change in product.maker.history:
+        assert change.company.lower() in reply.text.lower()
+        assert (change.to or product.maker.name) in reply.text
+        assert _month_year(change.date) in reply.text
+        # The change's own sources are among the answer's.
+        titles = {s.title for s in reply.sources}
+        assert {s.title for s in KB.fact_sources(change, product)} <= titles
+
+
+def test_facts_maker_history_is_oldest_first() -> None:
+    change = {"kind": "renamed", "company": "Old Name", "sources": ["s"]}
+    with pytest.raises(ValidationError, match="oldest first"):
+        Maker(
+            name="New Name",
+            history=[{**change, "date": "2020"}, {**change, "date": "2019"}],  # type: ignore[list-item]
+            sources=["s"],
+        )
+
+
+def test_facts_maker_history_kind_is_one_of_four() -> None:
+    with pytest.raises(ValidationError):
+        Maker(
+            name="New Name",
+            history=[{"kind": "formerly", "company": "Old", "date": "2020", "sources": ["s"]}],  # type: ignore[list-item]
+            sources=["s"],
+        )
