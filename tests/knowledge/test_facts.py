@@ -58,3 +58,28 @@ def test_facts_maker_history_kind_is_one_of_four() -> None:
             history=[{"kind": "formerly", "company": "Old", "date": "2020", "sources": ["s"]}],  # type: ignore[list-item]
             sources=["s"],
         )
+
+
+WITH_STATUS_NOTE = sorted(p.id for p in KB.listed_products() if p.status_note is not None)
+
+
+@pytest.mark.parametrize("product_id", WITH_STATUS_NOTE)
+def test_facts_status_note_answers_availability_and_approval(assistant: Assistant, product_id: str) -> None:
+    """News about a product (divested, sold, offered at one centre, first patient) reaches the
+    answers people get when they ask whether it is still available or where to get it."""
+    product = KB.product(product_id)
+    assert product.status_note is not None
+    for question in (f"when was {product.brand} approved?", f"where can I get {product.brand}?"):
+        reply = assistant.reply(question, session=f"status-{product_id}")
+        assert product.status_note.text in reply.text, question
+        titles = {s.title for s in reply.sources}
+        assert {s.title for s in KB.fact_sources(product.status_note, product)} <= titles
+
+
+def test_facts_label_changes_the_bot_cannot_read_are_said_so() -> None:
+    """A label revision whose new text no source gave is a dated change that says so, and the
+    use it touches does not state the old limit as today's."""
+    for product in KB.listed_products():
+        for change in product.approvals:
+            if "could not confirm" in change.change and product.uses is not None:
+                assert "could not confirm" in product.uses.text, product.id
