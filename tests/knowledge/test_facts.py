@@ -83,3 +83,28 @@ def test_facts_label_changes_the_bot_cannot_read_are_said_so() -> None:
         for change in product.approvals:
             if "could not confirm" in change.change and product.uses is not None:
                 assert "could not confirm" in product.uses.text, product.id
+
+
+def _still_accelerated(product_id: str) -> bool:
+    changes = [a.change.lower() for a in KB.product(product_id).approvals]
+    last = max((i for i, c in enumerate(changes) if "accelerated approval" in c), default=None)
+    if last is None:
+        return False
+    return not any("regular approval" in c or "traditional" in c for c in changes[last + 1 :])
+
+
+@pytest.mark.parametrize("product_id", [p for p in LISTED if _still_accelerated(p)])
+def test_facts_uses_say_when_a_use_has_accelerated_approval(assistant: Assistant, product_id: str) -> None:
+    """A patient reading who can get a product learns whether a use rests on accelerated approval
+    (or, where an accelerated use was removed, that the remaining use has full approval)."""
+    product = KB.product(product_id)
+    reply = assistant.reply(f"who can get {product.brand}?", session=f"aa-{product_id}")
+    assert reply.intent == "product_uses"
+    assert "accelerated approval" in reply.text or "full) approval" in reply.text
+
+
+def test_facts_zolgensma_for_older_children_points_to_itvisma(assistant: Assistant) -> None:
+    """Asked about older children, the Zolgensma answer names the product approved for them."""
+    reply = assistant.reply("is zolgensma for older children?", session="zol-older")
+    assert reply.intent == "product_uses"
+    assert KB.product("itvisma").brand in reply.text
