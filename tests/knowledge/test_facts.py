@@ -108,3 +108,18 @@ def test_facts_zolgensma_for_older_children_points_to_itvisma(assistant: Assista
     reply = assistant.reply("is zolgensma for older children?", session="zol-older")
     assert reply.intent == "product_uses"
     assert KB.product("itvisma").brand in reply.text
+
+
+def _texts(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [t for key, value in node.items() for t in (_texts(value) if key != "sources" else [])]
+    if isinstance(node, list):
+        return [t for value in node for t in _texts(value)]
+    return [node] if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize("item_id", sorted(KB.topics) + LISTED)
+def test_facts_speak_of_facts_not_of_a_source_article(item_id: str) -> None:
+    """Answers say what is true, not what 'our source article' says."""
+    item = KB.topics[item_id] if item_id in KB.topics else KB.product(item_id)
+    assert not any("source article" in t.lower() for t in _texts(item.model_dump())), item_id
