@@ -123,3 +123,17 @@ def test_facts_speak_of_facts_not_of_a_source_article(item_id: str) -> None:
     """Answers say what is true, not what 'our source article' says."""
     item = KB.topics[item_id] if item_id in KB.topics else KB.product(item_id)
     assert not any("source article" in t.lower() for t in _texts(item.model_dump())), item_id
+
+
+def test_facts_omisirge_boxed_warning_names_every_risk_the_label_boxes(assistant: Assistant) -> None:
+    """The label's boxed warning names five risks; the answer names all of them."""
+    reply = assistant.reply("does omisirge have a boxed warning?", session="omi-bw")
+    text = reply.text.lower()
+    for risk in (
+        "graft-versus-host",
+        "infusion reactions",
+        "autoimmune cytopenias",
+        "graft failure",
+        "engraftment",
+    ):
+        assert risk in text, risk
