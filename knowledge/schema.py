@@ -25,6 +25,7 @@ __all__ = [
     "Fact",
     "KnowledgeModel",
     "Maker",
+    "MakerChange",
     "Membership",
     "NotCovered",
     "Product",
@@ -90,12 +91,40 @@ class Approval(KnowledgeModel):
     sources: list[str] = Field(min_length=1)
 
 
+#: How the company behind a product changed: it took a new name, it was bought, it was merged
+#: into another company, or it sold the product itself to another company.
+ChangeKind = Literal["renamed", "acquired", "merged", "product_sold"]
+
+
+class MakerChange(KnowledgeModel):
+    """One dated change in who makes a product, told as what happened, never as a former name.
+
+    ``company`` is the company the change happened to: the old name (renamed), the company bought
+    (acquired), the company merged in (merged) or the seller of the product (product_sold). ``to``
+    is the other side: the new name, the buyer, the company merged into, or the product's buyer;
+    left out, it is the maker's own name.
+    """
+
+    kind: ChangeKind
+    company: str = Field(min_length=2)
+    to: str | None = None
+    date: DateText
+    sources: list[str] = Field(min_length=1)
+
+
 class Maker(KnowledgeModel):
-    """The company that makes a product today, and names people still use."""
+    """The company that makes a product today, and the dated changes that led to it, oldest first."""
 
     name: str
-    former_names: list[str] = []
+    history: list[MakerChange] = []
     sources: list[str] = Field(min_length=1)
+
+    @field_validator("history")
+    @classmethod
+    def _oldest_first(cls, value: list[MakerChange]) -> list[MakerChange]:
+        if [c.date for c in value] != sorted(c.date for c in value):
+            raise ValueError("history must be in date order, oldest first")
+        return value
 
 
 class Product(KnowledgeModel):
