@@ -68,14 +68,18 @@ def _configure_logging(level: str) -> None:
     configure_logging(level)
 
 
+FIRST_START = "first start: training the intent classifier (a few seconds, once)..."
+
+
 def _assistant():  # type: ignore[no-untyped-def]
-    from bot.assistant import Assistant
+    from bot.terminal import Progress
 
-    def tell() -> None:
-        sys.stderr.write("cgt-bot: first start: preparing the classifier (about a minute, once)...\n")
-        sys.stderr.flush()
+    # A spinner on a terminal while the assistant loads (over a second); one line otherwise,
+    # and only when the classifier must first be trained.
+    with Progress(sys.stderr, "starting...") as progress:
+        from bot.assistant import Assistant
 
-    return Assistant(on_training=tell)
+        return Assistant(on_training=lambda: progress.update(FIRST_START))
 
 
 def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

@@ -363,6 +363,10 @@ class Renderer:
         reviewed = [o.last_reviewed for o in owners if isinstance(o, Product)]
         return ordered, (min(reviewed) if reviewed else None)
 
+    def reminder(self) -> str:
+        """The reminder every substantive answer ends with, so front ends can set it apart."""
+        return _tidy(str(self.env.globals["m"].reminder()))
+
     def render_string(self, source: str, **context: Any) -> str:
         """Render a short inline template, such as a suggestion."""
         compiled = self._cache.get("#" + source)
