@@ -35,7 +35,6 @@ import spacy
 
 from intents.catalog import Catalog
 from intents.classifier import LinearModel
-from intents.emergency import load_model
 from intents.safety import SafetyScreen
 from knowledge.cache import cache_dir
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -141,13 +140,19 @@ class IntentMatcher:
         known = frozenset(w for name in resolver.names for w in name.split()) | self.domain_words
         # Every other intent's examples are calm text for the emergency model.
         calm = [t for name, texts in sorted(catalog.examples.items()) if name != "emergency" for t in texts]
-        # On a first start both models train: the emergency model (numpy, mostly outside the
-        # interpreter lock) on a second thread while the intent classifier trains here.
+        # On a first start both models train: the safety screen's emergency model (numpy, mostly
+        # outside the interpreter lock) on a second thread while the intent classifier trains here.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            emergency = pool.submit(load_model, catalog.examples.get("emergency", []), calm)
+            screen = pool.submit(
+                SafetyScreen,
+                catalog.safety,
+                common_words,
+                known,
+                extra_urgent=catalog.examples.get("emergency", []),
+                extra_calm=calm,
+            )
             self._prepare(catalog, resolver)
-            model = emergency.result()
-        self.screen = SafetyScreen(catalog.safety, common_words, known, model)
+            self.screen = screen.result()
 
     def _prepare(self, catalog: Catalog, resolver: Resolver) -> None:
         self.cues = [
