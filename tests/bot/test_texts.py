@@ -34,3 +34,19 @@ def test_texts_out_of_scope_examples_are_not_also_suggested(assistant: Assistant
     for suggestion in reply.suggestions:
         assert suggestion.lower().rstrip("?") not in shown
     assert shown.count("difference between cell") <= 1
+
+
+def test_texts_different_questions_about_one_product_get_different_text(assistant: Assistant) -> None:
+    questions = [
+        "what is yescarta",
+        "what is yescarta used for",
+        "how does yescarta work",
+        "side effects of yescarta",
+        "who makes yescarta",
+    ]
+    replies = [assistant.reply(q) for q in questions]
+    assert len({r.intent for r in replies}) == len(questions)
+    assert len({r.text for r in replies}) == len(questions)
+    # A narrower question gets a shorter answer than the overview.
+    overview, maker = replies[0], replies[-1]
+    assert len(maker.text) < len(overview.text)
