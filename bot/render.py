@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -324,7 +325,13 @@ class Renderer:
         return list(seen.values())
 
     def warm(self, templates: list[str], inline: list[str]) -> None:
-        """Compile every template now, so that no person waits for a first compilation."""
+        """Compile every template on a background thread, so that no person waits for a first
+        compilation and the first answer does not wait for templates it does not use (about half a
+        second on a first start, before compiled templates are cached on disk)."""
+        names = [n for n in templates if n not in self._cache]
+        threading.Thread(target=self._compile, args=(names, inline), daemon=True).start()
+
+    def _compile(self, templates: list[str], inline: list[str]) -> None:
         for name in templates:
             self._cache.setdefault(name, self.env.get_template(f"{name}.j2"))
         for source in inline:
