@@ -372,7 +372,8 @@ class Renderer:
 
     def reminder(self) -> str:
         """The reminder every substantive answer ends with, so front ends can set it apart."""
-        return _tidy(str(self.env.globals["m"].reminder()))
+        macros: Any = self.env.globals["m"]
+        return _tidy(str(macros.reminder()))
 
     def render_string(self, source: str, **context: Any) -> str:
         """Render a short inline template, such as a suggestion."""
