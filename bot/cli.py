@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -68,21 +68,25 @@ def _configure_logging(level: str) -> None:
     configure_logging(level)
 
 
+FIRST_START = "first start: training the intent classifier (a few seconds, once)..."
+
+
 def _assistant():  # type: ignore[no-untyped-def]
-    from bot.assistant import Assistant
+    from bot.terminal import Progress
 
-    def tell() -> None:
-        sys.stderr.write("cgt-bot: first start: preparing the classifier (about a minute, once)...\n")
-        sys.stderr.flush()
+    # A spinner on a terminal while the assistant loads (over a second); one line otherwise,
+    # and only when the classifier must first be trained.
+    with Progress(sys.stderr, "starting...") as progress:
+        from bot.assistant import Assistant
 
-    return Assistant(on_training=tell)
+        return Assistant(on_training=lambda: progress.update(FIRST_START))
 
 
-def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     if args.jsonl:
         if args.question is not None:
             raise UsageError("give either a question or --jsonl, not both")
-        return _ask_jsonl(stdin, stdout)
+        return _ask_jsonl(stdin, stdout, stderr)
     if args.question is None:
         raise UsageError('ask needs a question, e.g. cgt-bot ask "what is gene therapy?"')
     reply = _assistant().reply(args.question)
@@ -93,22 +97,46 @@ def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     return 0
 
 
-def _ask_jsonl(stdin: TextIO, stdout: TextIO) -> int:
-    assistant = _assistant()
-    for number, line in enumerate(stdin, start=1):
+def _lines(stdin: TextIO) -> Iterator[str | None]:
+    """The lines of standard input as text; None for a line that is not UTF-8."""
+    binary = getattr(stdin, "buffer", None)
+    if binary is None:  # already text (a StringIO in tests)
+        yield from stdin
+        return
+    for raw in binary:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            out: dict = {"error": f"line {number} is not valid JSON"}
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield None
+
+
+def _ask_jsonl(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """One output line per input line, in order; exit 2 if any line could not be read."""
+    assistant = _assistant()
+    bad = total = 0
+    for number, line in enumerate(_lines(stdin), start=1):
+        total = number
+        out: dict = {}
+        if line is None:
+            out = {"error": f"line {number} is not UTF-8 text"}
         else:
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                out = {"error": f"line {number} needs a string 'text'"}
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                out = {"error": f"line {number} is not valid JSON"}
             else:
-                session = row.get("session")
-                session = str(session) if session is not None else None
-                out = assistant.reply(row["text"], session=session).model_dump()
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                    out = {"error": f"line {number} needs a string 'text'"}
+                else:
+                    session = row.get("session")
+                    session = str(session) if session is not None else None
+                    out = assistant.reply(row["text"], session=session).model_dump()
+        bad += "error" in out
         stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         stdout.flush()
+    if bad:
+        stderr.write(f"cgt-bot: {bad} of {total} lines could not be read; their output lines say why\n")
+        return 2
     return 0
 
 
@@ -129,9 +157,28 @@ def _check(stdout: TextIO, stderr: TextIO) -> int:
     return 0
 
 
+def _check_readable(path: Path) -> None:
+    """A UsageError in plain words when ``path`` cannot be read as a text file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not a file") from None
+    except PermissionError:
+        raise UsageError(f"no permission to read {path}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or 'read error'}") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
 def _eval(args: argparse.Namespace, stdout: TextIO) -> int:
     from bot.evaluate import evaluate, read_cases
 
+    _check_readable(args.file)
     cases = read_cases(args.file)
     report = evaluate(_assistant(), cases)
     if args.json:
@@ -169,7 +216,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
             return run_repl(_assistant(), sys.stdin, stdout)
         if command == "ask":
-            return _ask(args, sys.stdin, stdout)
+            return _ask(args, sys.stdin, stdout, stderr)
         if command == "check":
             return _check(stdout, stderr)
         if command == "eval":

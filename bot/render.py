@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -324,7 +325,13 @@ class Renderer:
         return list(seen.values())
 
     def warm(self, templates: list[str], inline: list[str]) -> None:
-        """Compile every template now, so that no person waits for a first compilation."""
+        """Compile every template on a background thread, so that no person waits for a first
+        compilation and the first answer does not wait for templates it does not use (about half a
+        second on a first start, before compiled templates are cached on disk)."""
+        names = [n for n in templates if n not in self._cache]
+        threading.Thread(target=self._compile, args=(names, inline), daemon=True).start()
+
+    def _compile(self, templates: list[str], inline: list[str]) -> None:
         for name in templates:
             self._cache.setdefault(name, self.env.get_template(f"{name}.j2"))
         for source in inline:
@@ -362,6 +369,11 @@ class Renderer:
         owners = [u.owner if isinstance(u.owner, _OWNERS) else self._owners.get(id(u.fact)) for u in used]
         reviewed = [o.last_reviewed for o in owners if isinstance(o, Product)]
         return ordered, (min(reviewed) if reviewed else None)
+
+    def reminder(self) -> str:
+        """The reminder every substantive answer ends with, so front ends can set it apart."""
+        macros: Any = self.env.globals["m"]
+        return _tidy(str(macros.reminder()))
 
     def render_string(self, source: str, **context: Any) -> str:
         """Render a short inline template, such as a suggestion."""

@@ -1,4 +1,5 @@
-"""The terminal chat: prompt_toolkit when a person types, plain lines when input is piped.
+"""The terminal chat: prompt_toolkit reads what a person types, ``bot.terminal`` lays out the
+answers; piped input gets answers only, as plain text.
 
 History lives in memory only (arrow keys work within a chat), because health
 questions should not be written to disk.
@@ -10,6 +11,7 @@ from typing import TextIO
 
 from bot.assistant import Assistant
 from bot.reply import Reply
+from bot.terminal import Layout, Screen, is_terminal
 
 __all__ = ["Chat", "run_repl"]
 
@@ -20,90 +22,140 @@ WELCOME = (
 )
 COMMANDS = (
     "Commands:\n"
-    "  /help   show this help\n"
-    "  /reset  start a new conversation (forget what we talked about)\n"
-    "  /quit   leave (Ctrl-D works too)\n"
+    "- /help: show this help\n"
+    "- /sources: where the facts of the last answer come from\n"
+    "- /reset: start a new conversation (forget what we talked about)\n"
+    "- /quit: leave (Ctrl-D or Ctrl-C work too)\n"
     "Type the number of a suggestion to ask it."
 )
+RESET = "OK, let's start over. What would you like to know?"
+GOODBYE = "Goodbye. Take care!"
+#: How many recent answers a repeated answer is compared with.
+RECENT = 3
+SAME = "That is the same answer as I gave just above."
 
 
 class Chat:
-    """One terminal conversation: turns input lines into answers, keeps the numbered options.
+    """One terminal conversation: turns input lines into layouts, keeps the numbered options.
 
     Args:
         assistant (Assistant): answers the questions.
-        numbered (bool): show follow-up suggestions as numbered options.
+        numbered (bool): offer follow-up suggestions and did-you-mean options as numbered
+            choices (off for piped input, which gets answers only).
     """
 
     def __init__(self, assistant: Assistant, numbered: bool = True) -> None:
         self.assistant = assistant
         self.numbered = numbered
         self.options: list[str] = []
+        self.last: Reply | None = None
+        self._recent: list[str] = []
 
-    def handle(self, line: str) -> str | None:
-        """The text to print for one input line; None means the person wants to leave."""
+    def handle(self, line: str) -> Layout | None:
+        """What to show for one input line; None means the person wants to leave."""
         text = line.strip()
         command = text.lower()
         if command in ("/quit", "/exit", "/q"):
             return None
         if command == "/help":
-            return COMMANDS
+            return Layout(COMMANDS)
+        if command == "/sources":
+            return Layout(self.sources())
         if command == "/reset":
             self.assistant.reset(SESSION)
-            self.options = []
-            return "OK, let's start over. What would you like to know?"
-        if text.isdigit() and self.options:
+            self.options, self.last, self._recent = [], None, []
+            return Layout(RESET)
+        asked = None
+        if self.numbered and text.isdigit() and self.options:
             index = int(text) - 1
-            if 0 <= index < len(self.options):
-                text = self.options[index]
-            else:
-                return f"Please type a number from 1 to {len(self.options)}, or a question."
+            if not 0 <= index < len(self.options):
+                return Layout(f"Please type a number from 1 to {len(self.options)}, or a question.")
+            text = asked = self.options[index]
         reply = self.assistant.reply(text, session=SESSION)
-        return self.format(reply, asked=text if text != line.strip() else None)
+        return self.layout(reply, asked, question=text)
 
-    def format(self, reply: Reply, asked: str | None = None) -> str:
-        """The reply as terminal text, with numbered suggestions."""
-        parts = [f"> {asked}"] if asked else []
-        parts.append(reply.text)
-        self.options = list(reply.suggestions)
-        if self.options and self.numbered:
-            heading = "Did you mean:" if reply.did_you_mean else "You could also ask:"
-            parts.append(heading + "\n" + "\n".join(f"  {i}. {s}" for i, s in enumerate(self.options, 1)))
-        return "\n\n".join(parts)
+    def layout(self, reply: Reply, asked: str | None = None, question: str = "") -> Layout:
+        """The reply laid out: its text (once), then what can be picked by number."""
+        self.last = reply
+        said = reply.text.lower()
+        just_asked = _bare(question)
+        # An option the text already shows (an example question), or the question just asked,
+        # is not offered again.
+        offered = [s for s in reply.suggestions if _bare(s) not in said and _bare(s) != just_asked]
+        self.options = offered if self.numbered else []
+        text = reply.text
+        if self.numbered and not reply.urgent and reply.text in self._recent:
+            text = SAME
+        self._recent = [*self._recent[-(RECENT - 1) :], reply.text]
+        heading = None if reply.did_you_mean else "You could also ask:"
+        return Layout(text, self.options, heading, reply.urgent, asked)
+
+    def sources(self) -> str:
+        """The sources of the last answer, most authoritative first, and when they were reviewed."""
+        reply = self.last
+        if reply is None:
+            return "Ask a question first; then /sources shows where the facts of the answer come from."
+        if not reply.sources:
+            return "The last answer stated no facts from my sources, so there are none to show."
+        lines = ["Sources of the last answer:"]
+        for source in reply.sources:
+            where = f": {source.url}" if source.url else ""
+            lines.append(f"- {source.title} ({source.date}){where}")
+        if reply.reviewed:
+            lines.append(f"\nThese facts were last reviewed on {reply.reviewed}.")
+        return "\n".join(lines)
+
+
+def _bare(question: str) -> str:
+    return " ".join(question.lower().rstrip("?!. ").split())
+
+
+def _screen(assistant: Assistant, stdout: TextIO) -> Screen:
+    brands = [p.brand for p in assistant.knowledge.products.values()]
+    return Screen(stdout, brands, assistant.renderer.reminder())
 
 
 def run_repl(assistant: Assistant, stdin: TextIO, stdout: TextIO) -> int:
     """Chat until /quit, Ctrl-D or Ctrl-C; return the exit code."""
-    chat = Chat(assistant)
-    if not stdin.isatty():
-        # Piped input: answers only, no prompt or banner, one blank line between answers.
-        first = True
-        for line in stdin:
-            if not line.strip():
-                continue
-            out = chat.handle(line)
-            if out is None:
-                break
-            stdout.write(("" if first else "\n") + out + "\n")
-            stdout.flush()
-            first = False
-        return 0
+    if not is_terminal(stdin):
+        return _run_piped(assistant, stdin, stdout)
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import InMemoryHistory
 
-    prompt = PromptSession(history=InMemoryHistory())
-    stdout.write(WELCOME + "\n\n")
+    chat = Chat(assistant)
+    screen = _screen(assistant, stdout)
+    prompt: PromptSession[str] = PromptSession(history=InMemoryHistory())
+    screen.say(WELCOME)
+    screen.blank()
     while True:
         try:
             line = prompt.prompt("you> ")
+            if not line.strip():
+                continue
+            layout = chat.handle(line)
         except (EOFError, KeyboardInterrupt):
-            stdout.write("Goodbye. Take care!\n")
+            layout = None
+        if layout is None:
+            screen.say(GOODBYE)
             return 0
+        screen.blank()
+        screen.show(layout)
+        screen.blank()
+
+
+def _run_piped(assistant: Assistant, stdin: TextIO, stdout: TextIO) -> int:
+    """Piped input: answers only (no prompt, banner or numbered options), one blank line between."""
+    chat = Chat(assistant, numbered=False)
+    screen = _screen(assistant, stdout)
+    first = True
+    for line in stdin:
         if not line.strip():
             continue
-        out = chat.handle(line)
-        if out is None:
-            stdout.write("Goodbye. Take care!\n")
-            return 0
-        stdout.write("\n" + out + "\n\n")
-        stdout.flush()
+        layout = chat.handle(line)
+        if layout is None:
+            break
+        if not first:
+            screen.blank()
+        screen.show(layout, numbered=False)
+        first = False
+    return 0

@@ -21,13 +21,13 @@ __all__ = ["LinearModel", "features"]
 _PIECE = 4
 
 
-def features(text: str) -> list[str]:
-    """The features of one masked text: words, word pairs, and pieces of long words."""
+def features(text: str, pieces: bool = True) -> list[str]:
+    """The features of one masked text: words, word pairs, and (if ``pieces``) pieces of long words."""
     words = text.split() or ["empty"]
     out = [f"w:{w}" for w in words]
     padded = ["<s>", *words, "</s>"]
     out += [f"b:{a} {b}" for a, b in itertools.pairwise(padded)]
-    for w in words:
+    for w in words if pieces else ():
         if len(w) > _PIECE + 1 and not (w.startswith("x") and w.endswith("x")):
             out += [f"c:{w[i : i + _PIECE]}" for i in range(len(w) - _PIECE + 1)]
     return out
@@ -42,12 +42,14 @@ class LinearModel:
         index (dict[str, int]): feature name to weight row.
         weights (np.ndarray): one row per feature, one column per label.
         bias (np.ndarray): one value per label.
+        pieces (bool): whether the features include pieces of words.
     """
 
     labels: list[str]
     index: dict[str, int]
     weights: np.ndarray
     bias: np.ndarray
+    pieces: bool = True
 
     @classmethod
     def fit(
@@ -59,6 +61,10 @@ class LinearModel:
         l2: float = 1e-4,
         steps: int = 300,
         rate: float = 0.5,
+        batch: int = 0,
+        drop: float = 0.0,
+        seed: int = 7,
+        pieces: bool = True,
     ) -> LinearModel:
         """Train by full-batch gradient descent with Adam; the same inputs give the same model.
 
@@ -69,14 +75,27 @@ class LinearModel:
             l2 (float): weight decay, which keeps rare features from deciding alone.
             steps (int): gradient steps over the whole set.
             rate (float): Adam's step size.
+            batch (int): when above 0, train on shuffled batches of this many texts instead, for
+                ``steps`` passes over the set (epochs): far fewer sums over the whole set.
+            drop (float): in batch training, the share of each text's features left out at random
+                at each pass, so that no few features decide alone.
+            seed (int): the seed of batch training's shuffles and dropout.
+            pieces (bool): use pieces of words as features (they help with misspellings).
         """
         label_list = list(labels)
         column = {name: i for i, name in enumerate(label_list)}
         index: dict[str, int] = {}
         rows: list[list[int]] = []
         for text in texts:
-            row = sorted({index.setdefault(f, len(index)) for f in features(text)})
+            row = sorted({index.setdefault(f, len(index)) for f in features(text, pieces)})
             rows.append(row)
+        if batch > 0:
+            y = np.zeros((len(rows), len(label_list)), dtype=np.float32)
+            y[np.arange(len(rows)), [column[t] for t in targets]] = 1.0
+            weights, bias = _fit_batches(
+                rows, y, len(index), l2=l2, epochs=steps, rate=rate, size=batch, drop=drop, seed=seed
+            )
+            return cls(label_list, index, weights, bias, pieces)
         flat = np.fromiter((f for row in rows for f in row), dtype=np.int64)
         owner = np.repeat(np.arange(len(rows)), [len(row) for row in rows])
         starts = np.concatenate(([0], np.cumsum([len(row) for row in rows])[:-1]))
@@ -108,11 +127,11 @@ class LinearModel:
                 m_hat = m / (1 - beta1**step)
                 v_hat = v / (1 - beta2**step)
                 param -= rate * m_hat / (np.sqrt(v_hat) + 1e-8)
-        return cls(label_list, index, weights.astype(np.float32), bias.astype(np.float32))
+        return cls(label_list, index, weights.astype(np.float32), bias.astype(np.float32), pieces)
 
     def predict(self, text: str) -> dict[str, float]:
         """The probability of each label for one masked text."""
-        rows = [self.index[f] for f in set(features(text)) if f in self.index]
+        rows = [self.index[f] for f in set(features(text, self.pieces)) if f in self.index]
         logits = self.bias + (self.weights[rows].sum(axis=0) if rows else 0.0)
         logits = logits - logits.max()
         probs = np.exp(logits)
@@ -133,6 +152,7 @@ class LinearModel:
             names=np.array(names),
             weights=self.weights,
             bias=self.bias,
+            pieces=np.array(self.pieces),
         )
         return buffer.getvalue()
 
@@ -146,4 +166,72 @@ class LinearModel:
                 {name: i for i, name in enumerate(names)},
                 saved["weights"],
                 saved["bias"],
+                bool(saved["pieces"]) if "pieces" in saved else True,
             )
+
+
+def _fit_batches(
+    rows: list[list[int]],
+    y: np.ndarray,
+    width: int,
+    *,
+    l2: float,
+    epochs: int,
+    rate: float,
+    size: int,
+    drop: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adam over shuffled batches, updating only the weight rows a batch uses ("lazy" Adam).
+
+    Each pass costs about one full-batch step, so a few passes train in a fraction of a second.
+    The shuffles come from ``seed``: the same inputs give the same weights.
+    """
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    flat = np.fromiter((f for row in rows for f in row), dtype=np.int64, count=int(lengths.sum()))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    n, labels = y.shape
+    weights = np.zeros((width, labels), dtype=np.float32)
+    bias = np.zeros(labels, dtype=np.float32)
+    m_w, v_w = np.zeros_like(weights), np.zeros_like(weights)
+    m_b, v_b = np.zeros_like(bias), np.zeros_like(bias)
+    beta1, beta2 = 0.9, 0.999
+    shuffle = np.random.default_rng(seed)
+    step = 0
+    for _ in range(epochs):
+        order = shuffle.permutation(n)
+        for first in range(0, n, size):
+            picked = order[first : first + size]
+            counts = lengths[picked]
+            offsets = np.cumsum(counts) - counts
+            # The positions in ``flat`` of the picked rows' features, row after row.
+            positions = np.repeat(starts[picked] - offsets, counts) + np.arange(int(counts.sum()))
+            owner = np.repeat(np.arange(len(picked)), counts)
+            if drop > 0:
+                kept = shuffle.random(len(positions)) >= drop
+                positions, owner = positions[kept], owner[kept]
+                counts = np.bincount(owner, minlength=len(picked))
+                offsets = np.cumsum(counts) - counts
+            used = flat[positions]
+            logits = np.zeros((len(picked), labels), dtype=np.float32)
+            logits[counts > 0] = np.add.reduceat(weights[used], offsets[counts > 0], axis=0)
+            logits += bias
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            error = (probs - y[picked]) / len(picked)
+            touched, where = np.unique(used, return_inverse=True)
+            by_row = np.argsort(where, kind="stable")
+            group = np.searchsorted(where[by_row], np.arange(len(touched)))
+            grad_w = np.add.reduceat(error[owner[by_row]], group, axis=0) + l2 * weights[touched]
+            grad_b = error.sum(axis=0)
+            step += 1
+            scale = rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
+            m = beta1 * m_w[touched] + (1 - beta1) * grad_w
+            v = beta2 * v_w[touched] + (1 - beta2) * grad_w * grad_w
+            m_w[touched], v_w[touched] = m, v
+            weights[touched] -= scale * m / (np.sqrt(v) + 1e-8)
+            m_b[:] = beta1 * m_b + (1 - beta1) * grad_b
+            v_b[:] = beta2 * v_b + (1 - beta2) * grad_b * grad_b
+            bias -= scale * m_b / (np.sqrt(v_b) + 1e-8)
+    return weights, bias

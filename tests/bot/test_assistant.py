@@ -155,7 +155,7 @@ def test_assistant_missing_fact_is_admitted(assistant: Assistant) -> None:
     missing = [p for p in assistant.knowledge.listed_products() if p.cost is None]
     assert missing, "every product has a price; pick another missing field for this test"
     reply = assistant.reply(f"how much does {missing[0].brand} cost")
-    assert f"I don't have reliable information about the price for {missing[0].brand}" in reply.text
+    assert f"I don't have reliable information about the price of {missing[0].brand}." in reply.text
 
 
 def test_assistant_reply_matches_the_contract(assistant: Assistant) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bot import Assistant
 from bot.cli import main
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "dev.jsonl"
@@ -32,22 +35,56 @@ def test_cli_ask_jsonl_answers_every_line_in_order(
 ) -> None:
     lines = [
         '{"text": "tell me about zolgensma", "session": "a"}',
+        '{"text": "how much does it cost?", "session": "a"}',
+        '{"text": "how much does it cost?"}',
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["ask", "--jsonl"]) == 0
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(out) == len(lines)
+    assert out[0]["products"] == ["zolgensma"]
+    assert out[1]["intent"] == "product_cost" and out[1]["products"] == ["zolgensma"]
+    assert out[2]["products"] == []
+    assert captured.err == ""
+
+
+def test_cli_ask_jsonl_bad_lines_keep_their_place_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [
+        '{"text": "tell me about zolgensma", "session": "a"}',
         "this is not json",
         '{"session": "a"}',
         '{"text": "how much does it cost?", "session": "a"}',
-        '{"text": "how much does it cost?"}',
+        '["a list"]',
         "",
     ]
-    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("\n".join(lines) + "\n"))
-    assert main(["ask", "--jsonl"]) == 0
-    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["ask", "--jsonl"]) == 2
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
     assert len(out) == len(lines)
     assert out[0]["products"] == ["zolgensma"]
-    assert "error" in out[1] and "line 2" in out[1]["error"]
-    assert "error" in out[2]
+    assert out[1] == {"error": "line 2 is not valid JSON"}
+    assert out[2] == {"error": "line 3 needs a string 'text'"}
     assert out[3]["intent"] == "product_cost" and out[3]["products"] == ["zolgensma"]
-    assert out[4]["products"] == []
-    assert "error" in out[5]
+    assert out[4] == {"error": "line 5 needs a string 'text'"}
+    assert out[5] == {"error": "line 6 is not valid JSON"}
+    assert captured.err == "cgt-bot: 4 of 6 lines could not be read; their output lines say why\n"
+
+
+def test_cli_ask_jsonl_line_that_is_not_utf8_gets_an_error_line(assistant: Assistant) -> None:
+    """Real bytes on a real standard input: the bad line gets its error, the others answers."""
+    data = b'{"text": "hello"}\n{"text": "caf\xe9"}\n{"text": "thanks"}\n'
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "--jsonl"], input=data, capture_output=True, timeout=120
+    )
+    assert result.returncode == 2
+    out = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [o.get("intent") for o in out] == ["greeting", None, "thanks"]
+    assert out[1] == {"error": "line 2 is not UTF-8 text"}
+    assert result.stderr.decode().count("\n") == 1 and b"Traceback" not in result.stderr
 
 
 def test_cli_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,10 +99,28 @@ def test_cli_ask_without_question_is_a_usage_error(capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.startswith("cgt-bot: ask needs a question")
 
 
-def test_cli_eval_missing_file_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["eval", str(tmp_path / "nope.jsonl")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot read" in err
+def test_cli_eval_missing_file_says_so_in_words(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["eval", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"cgt-bot: no such file: {missing}\n"
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "{p} is a folder, not a file"),
+        (lambda p: p.write_bytes(b'{"text": "caf\xe9", "intent": "greeting"}\n'), "{p} is not UTF-8 text"),
+    ],
+)
+def test_cli_eval_unreadable_file_in_words(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    path = tmp_path / "cases.jsonl"
+    make(path)
+    assert main(["eval", str(path)]) == 2
+    assert capsys.readouterr().err == f"cgt-bot: {message.format(p=path)}\n"
 
 
 def test_cli_eval_bad_line_names_the_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -101,12 +156,12 @@ def test_cli_check_passes_and_counts(capsys: pytest.CaptureFixture[str]) -> None
 def test_cli_chat_with_piped_input_prints_answers_only(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("what is zolgensma\n1\n/quit\nnever asked\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("what is zolgensma\n/quit\nnever asked\n"))
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert "you>" not in out and "Type /help" not in out
     assert "Zolgensma" in out
-    assert "> How is Zolgensma given?" in out
+    assert "You could also ask" not in out and "1. " not in out
     assert "never asked" not in out
 
 
