@@ -547,6 +547,10 @@ class Assistant:
                 turn.reason, turn.cls = "class", cls
             elif intent == "product_compare" and len(turn.topics) >= 1:
                 turn.intent = "concept_compare"
+            elif therapy_topics and not (turn.conditions or turn.groups):
+                # "stem cells for my lazy eye", "how is stem cell therapy given": a therapy named
+                # with no product or class behind it gets what is approved, honestly, not "which one?".
+                turn.intent, turn.reason = "condition_treatments", "unknown_condition"
             elif intent in ("product_uses", "product_overview") and (turn.conditions or turn.groups):
                 turn.intent = "condition_treatments"
             elif spec.general and self._satisfies(spec.general, turn, on_topic):

@@ -16,7 +16,8 @@ from knowledge.schema import Maker
 
 KB = load_knowledge()
 LISTED = sorted(p.id for p in KB.listed_products())
-WITH_MAKER = sorted(p.id for p in KB.listed_products() if p.maker is not None)
+# A family (cord blood) has one maker per licence; its answer lists them (tests/bot/test_texts.py).
+WITH_MAKER = sorted(p.id for p in KB.listed_products() if p.maker is not None and not KB.members(p.id))
 
 
 def _month_year(date: str) -> str:
