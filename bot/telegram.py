@@ -94,7 +94,9 @@ SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait
 TYPING_DELAY = 0.3  # show "typing…" only for answers that take longer than this
 TYPING_REFRESH = 4.0  # Telegram shows the action for about 5 seconds
-RATE_LIMIT_RETRIES = 3  # retries after a 429
+CONFLICT_LIMIT, CONFLICT_WINDOW = 3, 120.0  # this many 409s within the window: another poller
+# Request timeouts, raised above PTB's 5 s: a timed-out send is never re-sent (it may have arrived).
+READ_TIMEOUT, WRITE_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT = 30.0, 30.0, 10.0, 10.0
 MAX_SUGGESTIONS = 4
 INLINE_RESULTS = 4
 INLINE_ANSWER_LIMIT = 900
@@ -129,6 +131,9 @@ class TelegramFrontEnd:
         # The assistant is called from one thread, one call at a time, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cgt-assistant")
         self._sweeper: asyncio.Task[None] | None = None
+        self._conflicts: list[float] = []
+        #: Set when repeated 409 Conflicts showed another process polling with the same token.
+        self.conflicted = False
 
     def register(self, application: Application) -> None:
         """Add every handler and the error handler to ``application``."""
@@ -506,14 +511,15 @@ class TelegramFrontEnd:
         """Log an error without content, and apologise in the chat where one happened."""
         error = context.error
         if isinstance(error, Conflict):
-            logger.warning(
-                "Telegram reports another program polling with this bot token (409 Conflict); "
-                "retrying with back-off."
-            )
+            now = time.monotonic()
+            self._conflicts = [at for at in self._conflicts if now - at < CONFLICT_WINDOW] + [now]
+            if len(self._conflicts) >= CONFLICT_LIMIT and not self.conflicted:
+                self.conflicted = True
+                context.application.bot_data["conflicted"] = True
+                context.application.stop_running()
             return
-        if update is None and isinstance(error, NetworkError):
-            logger.warning("Network error while polling Telegram (%s); retrying.", type(error).__name__)
-            return
+        if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+            return  # counted and logged once per outage by the rate limiter; an apology cannot go out
         if isinstance(error, Forbidden):
             logger.info("A chat cannot be written to (the bot was blocked or removed); skipped.")
             return
@@ -586,7 +592,11 @@ def build_application(
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )
-        .rate_limiter(RetryingRateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(RetryingRateLimiter())
+        .read_timeout(READ_TIMEOUT)
+        .write_timeout(WRITE_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_timeout(POOL_TIMEOUT)
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(front_end.post_init)
         .post_stop(front_end.post_stop)
@@ -647,6 +657,11 @@ def _run(token: str | None, api_url: str | None, persistence_path: str | os.Path
     application = build_application(Assistant(), token, root, persistence_path)
     print(f"Answering on Telegram as @{username}. Press Ctrl-C to stop.", file=sys.stderr)
     application.run_polling(allowed_updates=list(ALLOWED_UPDATES), timeout=POLL_TIMEOUT)
+    if application.bot_data.get("conflicted"):
+        raise CgtBotError(
+            "Stopped: another process is polling with this token (repeated 409 Conflict); "
+            "stop the other one, or run workers in webhook mode."
+        )
     return 0
 
 

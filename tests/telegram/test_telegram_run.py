@@ -111,3 +111,24 @@ def test_telegram_entry_point_answers_then_stops_cleanly(
     assert SECRET not in out + err
     assert "what is zolgensma" not in (out + err).lower() and str(chat) not in out + err
     assert fake_api.calls("getUpdates")[-1].params.get("timeout") == 0  # the clean stop confirmed the offset
+
+
+def test_telegram_repeated_409_stops_with_one_line_and_exit_1(
+    fake_api: FakeBotAPI,
+    assistant: Assistant,  # built first, so the subprocess finds the trained classifier cached
+) -> None:
+    """Issue #10, 5: another poller on the token: one clear line and exit 1, not 409s forever."""
+    fake_api.fail("getUpdates", 409, times=1000)
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
+    process = subprocess.run(
+        [*entry_point(), "telegram", "--api-url", fake_api.url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 1, process.stderr
+    mine = [line for line in process.stderr.splitlines() if line.startswith("cgt-bot:")]
+    assert len(mine) == 1 and "another process is polling with this token" in mine[0]
+    assert SECRET not in process.stderr
