@@ -585,9 +585,11 @@ def test_telegram_one_failing_chat_never_stops_the_others(
     assert "Luxturna" in plain(fake_api.wait_messages(blocked, 1)[0])
 
 
-@pytest.mark.usefixtures("telegram_bot")
 def test_telegram_old_buttons_never_ask_a_newer_question(
-    fake_api: FakeBotAPI, new_chat: Callable[[], int], start_bot: Callable[..., BotThread]
+    fake_api: FakeBotAPI,
+    new_chat: Callable[[], int],
+    start_bot: Callable[..., BotThread],
+    telegram_bot: BotThread,
 ) -> None:
     """Issue #10, 1: after /forget or a restart, an old button gets "please ask again"."""
     chat = new_chat()
@@ -600,7 +602,8 @@ def test_telegram_old_buttons_never_ask_a_newer_question(
     fake_api.press(chat, zolgensma.buttons[0][1])
     assert plain(fake_api.wait_messages(chat, 4)[3]) == plain(TEXTS.please_ask_again)
 
-    start_bot()  # a second process on a fresh memory, as after a restart without --persist
+    telegram_bot.stop()  # a restart without --persist: one poller at a time, so one order
+    start_bot()
     other = new_chat()
     fake_api.send(other, "what is kymriah?")
     fake_api.wait_messages(other, 1)
@@ -725,8 +728,11 @@ def test_telegram_logs_hold_no_token_text_names_or_ids(
     fake_api.wait_messages(group, 1)
     fake_api.wait_call("answerInlineQuery")
 
+    # The 429 of one chat and the 502 of another race: either may open the spell of failures, and
+    # its closing line is written only once the bot has read the first success after it.
+    fake_api.wait_for(lambda: "Telegram takes messages again" in telegram_logs.text(), what="the end line")
     logged = telegram_logs.text()
-    assert "Telegram cannot take messages now (NetworkError)" in logged  # the log is not empty...
+    assert re.search(r"Telegram cannot take messages now \((RetryAfter|NetworkError)\)", logged)
     assert "Error while handling an update: RuntimeError" in logged
     assert TOKEN not in logged and TOKEN.split(":")[1] not in logged  # ...and holds nothing private
     sent = [plain(call) for call in fake_api.calls("sendMessage")]
