@@ -24,19 +24,19 @@ from telegram.ext import BaseRateLimiter, BaseUpdateProcessor
 from bot.errors import CgtBotError
 
 if TYPE_CHECKING:
-    pass
+    from bot.telegram_redis import RedisChatStore
 
 __all__ = ["ChatState", "ChatStore", "PerChatUpdateProcessor", "RetryingRateLimiter"]
 
 logger = logging.getLogger(__name__)
-
-#: The update types the bot asks Telegram for.
 
 MAX_CONCURRENT_UPDATES = 256
 FLOOD_LIMIT = 20  # messages one chat may have answered within FLOOD_WINDOW seconds
 FLOOD_WINDOW = 60.0
 SEND_DEADLINE = 300.0  # seconds a send is retried (network errors, 429s) before it is given up
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between retries after a network error
+OVERALL_RATE = 30.0  # messages a second, all chats together (Telegram's limit)
+GROUP_RATE, GROUP_WINDOW = 20, 60.0  # messages a minute in one group
 MAX_BUTTON_KEYS = 64  # button keys kept per chat; older buttons get "please ask again"
 
 
@@ -83,6 +83,8 @@ class ChatStore:
         path (str | Path | None): A JSON file to load at start and save to; None keeps
             everything in memory only.
     """
+
+    shared = False  # state of this process only
 
     def __init__(self, expiry: float, path: str | os.PathLike[str] | None = None) -> None:
         self.expiry = expiry
@@ -159,24 +161,50 @@ class ChatStore:
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Runs updates of different chats in parallel and the updates of one chat in order."""
+    """Runs updates of different chats in parallel and the updates of one chat in order.
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+    With a shared store (Redis), a chat's updates also wait for the chat's lock in Redis, so that
+    whichever worker receives them, one chat is worked on by one worker at a time; and an update
+    some worker already answered (Telegram delivers again a webhook call it saw no answer to) is
+    skipped.
+
+    Args:
+        max_concurrent_updates (int): Updates worked on at once, all chats together.
+        shared (RedisChatStore | None): The state shared with other workers; None for memory only.
+    """
+
+    def __init__(
+        self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES, shared: RedisChatStore | None = None
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        self.shared = shared
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Await ``coroutine`` once every earlier update of the same chat is done."""
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
+            shared = self.shared
+            if shared is not None and isinstance(update, Update) and not await shared.claim(update.update_id):
+                _discard(coroutine)
+                return
             await coroutine
             return
         lock = self._locks.setdefault(chat.id, asyncio.Lock())
         self._users[chat.id] = self._users.get(chat.id, 0) + 1
         try:
             async with lock:
-                await coroutine
+                if self.shared is None:
+                    await coroutine
+                    return
+                assert isinstance(update, Update)
+                async with self.shared.chat_lock(chat.id):
+                    if await self.shared.answered(update.update_id):
+                        _discard(coroutine)
+                        return
+                    await coroutine
+                    await self.shared.mark_answered(update.update_id)
         finally:
             self._users[chat.id] -= 1
             if not self._users[chat.id]:
@@ -187,6 +215,13 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to release."""
+
+
+def _discard(coroutine: Awaitable[Any]) -> None:
+    """Drop a coroutine that will not run (an update already answered)."""
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()
 
 
 class OutageLog:
@@ -243,8 +278,16 @@ class RetryingRateLimiter(BaseRateLimiter):
     :class:`OutageLog`, never per request.
     """
 
-    def __init__(self, *, deadline: float = SEND_DEADLINE, overall_rate: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        deadline: float = SEND_DEADLINE,
+        overall_rate: float = OVERALL_RATE,
+        shared: RedisChatStore | None = None,
+    ) -> None:
         self._deadline = deadline
+        self._rate = overall_rate
+        self._shared = shared
         self._overall = AsyncLimiter(overall_rate, 1)
         self._groups: dict[int | str, AsyncLimiter] = {}
         self.outages = OutageLog()
@@ -299,9 +342,15 @@ class RetryingRateLimiter(BaseRateLimiter):
     async def _limited(self, chat_id: Any, callback: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if chat_id is None:
             return await callback(*args, **kwargs)
+        in_group = isinstance(chat_id, str) or (isinstance(chat_id, int) and chat_id < 0)
+        if self._shared is not None:  # counted in Redis: the limits hold for all workers together
+            await self._shared.take_slot("all", round(self._rate), 1.0)
+            if in_group:
+                await self._shared.take_slot(f"group:{chat_id}", GROUP_RATE, GROUP_WINDOW)
+            return await callback(*args, **kwargs)
         group = None
-        if isinstance(chat_id, str) or (isinstance(chat_id, int) and chat_id < 0):
-            group = self._groups.setdefault(chat_id, AsyncLimiter(20, 60))
+        if in_group:
+            group = self._groups.setdefault(chat_id, AsyncLimiter(GROUP_RATE, GROUP_WINDOW))
         async with self._overall:
             if group is None:
                 return await callback(*args, **kwargs)

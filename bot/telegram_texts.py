@@ -143,6 +143,7 @@ class Texts(_TextsModel):
     reviewed_range: RangeHtml
     privacy: MinutesHtml
     privacy_saved: Html
+    privacy_shared: Html
     reset_done: Html
     forget_done: Html
     please_type: Html

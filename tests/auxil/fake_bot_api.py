@@ -163,6 +163,12 @@ class FakeBotAPI:
             self._cond.notify_all()
         return update_id
 
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Remove and RETURN the queued updates, in order: to post them to a webhook instead."""
+        with self._cond:
+            updates, self._updates = self._updates, []
+        return updates
+
     def send(
         self,
         chat_id: int,
@@ -267,6 +273,11 @@ class FakeBotAPI:
         text = description or _DESCRIPTIONS.get(status, "Fake failure").format(retry_after=retry_after)
         with self._cond:
             self._faults.append(_Fault(method, status, times, chat_id, retry_after, text))
+
+    def clear_faults(self) -> None:
+        """Forget every failure set with :meth:`fail` that has not happened yet."""
+        with self._cond:
+            self._faults.clear()
 
     def outage(self, seconds: float, *, spare: tuple[str, ...] = ("getUpdates",)) -> None:
         """Answer every call but those of ``spare`` with 502 Bad Gateway for ``seconds``."""
