@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -106,6 +106,8 @@ INLINE_ANSWER_LIMIT = 900
 INLINE_CACHE_SECONDS = 300
 
 _T = TypeVar("_T")
+#: The application, whatever its bot, context and data types.
+AnyApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
 # ---------------------------------------------------------------------------------------------
 # The handlers
@@ -143,7 +145,7 @@ class TelegramFrontEnd:
         #: Set when repeated 409 Conflicts showed another process polling with the same token.
         self.conflicted = False
 
-    def register(self, application: Application) -> None:
+    def register(self, application: AnyApplication) -> None:
         """Add every handler and the error handler to ``application``."""
         for name in COMMANDS:
             application.add_handler(CommandHandler(name, getattr(self, f"on_{name}")))
@@ -158,7 +160,7 @@ class TelegramFrontEnd:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    async def post_init(self, application: Application) -> None:
+    async def post_init(self, application: AnyApplication) -> None:
         """Connect to Redis (if shared), register the command menu, look for expired chats."""
         if isinstance(self.store, RedisChatStore):
             await self.store.connect()
@@ -166,7 +168,7 @@ class TelegramFrontEnd:
         await application.bot.set_my_commands(commands)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="cgt-bot:sweeper")
 
-    async def post_stop(self, application: Application) -> None:
+    async def post_stop(self, application: AnyApplication) -> None:
         """Stop the sweeper, forget expired chats, save state if persistence is on."""
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -175,7 +177,7 @@ class TelegramFrontEnd:
             self._sweeper = None
         await self.sweep()
 
-    async def post_shutdown(self, application: Application) -> None:
+    async def post_shutdown(self, application: AnyApplication) -> None:
         """Release the assistant's thread and the connections to Redis."""
         self._executor.shutdown(wait=True)
         if isinstance(self.store, RedisChatStore):
@@ -204,7 +206,7 @@ class TelegramFrontEnd:
 
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say what the bot is and is not; with a product as payload, open on that product."""
-        message = update.effective_message
+        message = _message(update)
         payload = (context.args or [""])[0].lower().replace("_", "-")
         product = self.products.get(payload) if payload else None
         if product is None:
@@ -220,13 +222,11 @@ class TelegramFrontEnd:
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Explain how to ask and what the commands do."""
-        await update.effective_message.reply_text(
-            fill_html(self.texts.help, bot_username=context.bot.username)
-        )
+        await _message(update).reply_text(fill_html(self.texts.help, bot_username=context.bot.username))
 
     async def on_products(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer the kinds of therapy as buttons."""
-        await update.effective_message.reply_text(
+        await _message(update).reply_text(
             self.texts.products.choose_kind, reply_markup=self._kinds_keyboard()
         )
 
@@ -241,7 +241,7 @@ class TelegramFrontEnd:
             )
         count = sum(1 for product in self.products.values() if product.family is None)
         text = self.texts.about.format(count=escape(count), reviewed=reviewed)
-        await update.effective_message.reply_text(text)
+        await _message(update).reply_text(text)
 
     async def on_privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say what is kept about the chat and for how long."""
@@ -250,32 +250,32 @@ class TelegramFrontEnd:
             text += "\n\n" + self.texts.privacy_saved
         elif self.store.shared:
             text += "\n\n" + self.texts.privacy_shared
-        await update.effective_message.reply_text(text)
+        await _message(update).reply_text(text)
 
     async def on_reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Clear the conversation context of the chat."""
-        chat_id = update.effective_chat.id
+        chat_id = _chat_id(update)
         await self._call(self.assistant.reset, str(chat_id))
         if isinstance(self.store, RedisChatStore):
             await self.store.drop_context(chat_id)
-        await update.effective_message.reply_text(self.texts.reset_done)
+        await _message(update).reply_text(self.texts.reset_done)
 
     async def on_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Remove everything held about the chat, on disk too."""
-        await self._forget(update.effective_chat.id)
+        await self._forget(_chat_id(update))
         if isinstance(self.store, ChatStore):
             self.store.save()
-        await update.effective_message.reply_text(self.texts.forget_done)
+        await _message(update).reply_text(self.texts.forget_done)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a command the bot does not have (private chats only)."""
-        await update.effective_message.reply_text(self.texts.unknown_command)
+        await _message(update).reply_text(self.texts.unknown_command)
 
     # -- messages ---------------------------------------------------------------------------
 
     async def on_private_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer every message of a private chat; ask for typed words where there are none."""
-        message = update.effective_message
+        message = _message(update)
         if _sent_via(message, context.bot):
             return
         _, question = self._addressed(message, context.bot)
@@ -284,7 +284,7 @@ class TelegramFrontEnd:
 
     async def on_group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a group message only when it mentions the bot or replies to it."""
-        message = update.effective_message
+        message = _message(update)
         addressed, question = self._addressed(message, context.bot)
         if not addressed or _sent_via(message, context.bot):
             return
@@ -310,6 +310,8 @@ class TelegramFrontEnd:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a button press; old or unknown buttons get "please ask again"."""
         query = update.callback_query
+        if query is None:
+            return
         message = query.message
         prefix, _, argument = (query.data or "").partition(":")
         if message is None:
@@ -317,7 +319,8 @@ class TelegramFrontEnd:
             return
         if prefix in ("k", "m"):
             await query.answer()
-            await self._browse(query.message, argument if prefix == "k" else None)
+            if isinstance(message, Message):
+                await self._browse(message, argument if prefix == "k" else None)
             return
         question = await self._button_question(message.chat.id, prefix, argument)
         await query.answer()
@@ -379,6 +382,8 @@ class TelegramFrontEnd:
     async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer short, shareable answers with the disclaimer; never personalised."""
         query = update.inline_query
+        if query is None:
+            return
         text = " ".join(query.query.split())
         if not text:
             button = InlineQueryResultsButton(text=self.texts.inline.open_bot, start_parameter="inline")
@@ -606,6 +611,22 @@ class TelegramFrontEnd:
                 await context.bot.send_message(chat.id, self.texts.error)
 
 
+def _message(update: Update) -> Message:
+    """The message of an update whose handler's filters guarantee one."""
+    message = update.effective_message
+    if message is None:
+        raise LookupError("an update without a message reached a message handler")
+    return message
+
+
+def _chat_id(update: Update) -> int:
+    """The chat of an update whose handler's filters guarantee one."""
+    chat = update.effective_chat
+    if chat is None:
+        raise LookupError("an update without a chat reached a chat handler")
+    return chat.id
+
+
 def _thread(message: Message) -> int | None:
     return message.message_thread_id if message.is_topic_message else None
 
@@ -646,7 +667,7 @@ def build_application(
     redis_url: str | None = None,
     webhook: bool = False,
     lock_ttl: float | None = None,
-) -> Application:
+) -> AnyApplication:
     """Build the Telegram application around ``assistant``; it is not started.
 
     Args:
@@ -826,9 +847,12 @@ def _run(
 async def _check_token(token: str, root: str | None) -> str:
     """Ask the server who the bot is; RETURNS its username. Errors never quote the token."""
     where = "Telegram" if root is None else _where(root)
-    kwargs = {} if root is None else {"base_url": f"{root}/bot", "base_file_url": f"{root}/file/bot"}
+    if root is None:
+        client = Bot(token)
+    else:
+        client = Bot(token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
     try:
-        async with Bot(token, **kwargs) as bot:
+        async with client as bot:
             return bot.username
     except InvalidToken:
         raise CgtBotError(f"{where} rejected the bot token; check TELEGRAM_BOT_TOKEN.") from None

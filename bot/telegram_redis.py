@@ -163,7 +163,7 @@ class RedisChatStore:
     async def load_context(self, chat_id: int) -> Context | None:
         """The assistant's conversation context of the chat, or None."""
         raw = await self.client.get(self._key("context", chat_id))
-        return None if raw is None else context_from_json(raw)
+        return None if raw is None else context_from_json(str(raw))
 
     async def put_context(self, chat_id: int, context: Context | None) -> None:
         """Write (or, for None or a fresh context, delete) the chat's conversation context."""

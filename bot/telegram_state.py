@@ -267,7 +267,7 @@ class OutageLog:
         self.started = None
 
 
-class RetryingRateLimiter(BaseRateLimiter):
+class RetryingRateLimiter(BaseRateLimiter[int]):
     """Telegram's limits for outgoing requests, retrying 429s and network errors for minutes.
 
     About 30 messages a second overall and 20 a minute in each group. A 429 is retried after its

@@ -132,3 +132,30 @@ def test_telegram_repeated_409_stops_with_one_line_and_exit_1(
     mine = [line for line in process.stderr.splitlines() if line.startswith("cgt-bot:")]
     assert len(mine) == 1 and "another process is polling with this token" in mine[0]
     assert SECRET not in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        (
+            {"webhook_url": "https://bot.example.org/tg", "listen": "127.0.0.1:8443"},
+            "TELEGRAM_WEBHOOK_SECRET",
+        ),
+        ({"webhook_url": "https://bot.example.org/tg"}, "both --webhook-url"),
+        ({"redis_url": "http://127.0.0.1:6379"}, "redis://HOST:PORT/DB"),
+    ],
+)
+def test_telegram_webhook_and_redis_usage_errors_exit_2(
+    fake_api: FakeBotAPI, capsys: pytest.CaptureFixture[str], options: dict[str, str], phrase: str
+) -> None:
+    assert run(TOKEN, fake_api.url, **options) == 2
+    assert phrase in one_line(capsys.readouterr().err)
+    assert fake_api.calls() == []  # refused before anything was asked of the server
+
+
+def test_telegram_unreachable_redis_exits_1_without_its_password(
+    fake_api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(TOKEN, fake_api.url, redis_url="redis://user:hunter2secret@127.0.0.1:9/0") == 1
+    error = one_line(capsys.readouterr().err)
+    assert "Could not reach Redis at redis://127.0.0.1:9/0" in error and "hunter2secret" not in error
