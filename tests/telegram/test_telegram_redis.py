@@ -62,3 +62,24 @@ def test_telegram_redis_holds_no_text_expires_like_memory_and_forget_deletes(
     fake_api.wait_messages(chat, 3)
     left = [key for kind in ("chat", "context") for key in client.keys(f"cgt-bot:{kind}:{chat}")]
     assert left == []
+
+
+def test_telegram_redis_send_rate_is_shared_by_workers(redis_url: str) -> None:
+    """Two workers' stores share one count: 12 sends at 5 a window need three windows."""
+    import asyncio
+    import time
+
+    from bot.telegram_redis import RedisChatStore
+
+    async def main() -> float:
+        stores = [RedisChatStore(redis_url, 60.0), RedisChatStore(redis_url, 60.0)]
+        for store in stores:
+            await store.connect()
+        started = time.monotonic()
+        await asyncio.gather(*(stores[i % 2].take_slot("all", 5, 1.0) for i in range(12)))
+        elapsed = time.monotonic() - started
+        for store in stores:
+            await store.close()
+        return elapsed
+
+    assert asyncio.run(main()) > 1.0

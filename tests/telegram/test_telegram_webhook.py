@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import Assistant
-from tests.auxil.fake_bot_api import FakeBotAPI
+from tests.auxil.fake_bot_api import TOKEN, USER_NAME, FakeBotAPI
 from tests.telegram.test_telegram import answer_text, plain
 from tests.telegram.webhook_workers import SECRET, Dispatcher, Worker, post
 
@@ -90,6 +90,9 @@ def test_telegram_two_webhook_workers_fifty_chats_in_order_once_with_context(
         assert [plain(m) for m in fake_api.messages(chat)] == expected[BRANDS[i % 5]], chat
     served = {index for _, index, status in dispatcher.posts if status == 200}
     assert served == {0, 1}  # both workers answered, each chat's turns alternating between them
+    logs = "".join(worker.log.read_text() for worker in pool)
+    assert "by webhook" in logs and TOKEN.split(":")[1] not in logs and SECRET not in logs
+    assert not any(str(chat) in logs for chat in chats) and "how much" not in logs and USER_NAME not in logs
 
 
 def test_telegram_webhook_duplicate_delivery_is_answered_once(
