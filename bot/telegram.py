@@ -55,6 +55,7 @@ from telegram.ext import (
 )
 
 from bot.errors import CgtBotError, UsageError
+from bot.logging_setup import scrub
 from bot.reply import Reply
 from bot.session import Context
 from bot.telegram_format import brand_pattern, escape, render_html, shorten, split_text
@@ -826,6 +827,10 @@ def _run(
                     announce=announce,
                 )
             )
+        except TelegramError as err:  # setWebhook refused, say, a URL that is not HTTPS
+            raise CgtBotError(
+                f"Telegram did not take the webhook ({type(err).__name__}: {scrub(str(err))})."
+            ) from None
         except OSError as err:
             raise CgtBotError(
                 f"Cannot listen on {host}:{port} ({err.strerror or type(err).__name__})."

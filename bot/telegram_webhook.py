@@ -198,8 +198,10 @@ async def serve_webhook(
         loop.add_signal_handler(signum, stop.set)
     await application.initialize()
     server: WebhookServer | None = None
+    post_init_ran = False
     try:
         if application.post_init:
+            post_init_ran = True  # its sweeper task must be stopped even if setWebhook fails
             await application.post_init(application)
         await application.bot.set_webhook(url, secret_token=secret, allowed_updates=allowed_updates)
         await application.start()
@@ -213,8 +215,8 @@ async def serve_webhook(
             await server.stop()
         if application.running:
             await application.stop()
-            if application.post_stop:
-                await application.post_stop(application)
+        if post_init_ran and application.post_stop:
+            await application.post_stop(application)
         await application.shutdown()
         if application.post_shutdown:
             await application.post_shutdown(application)

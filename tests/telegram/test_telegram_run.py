@@ -159,3 +159,21 @@ def test_telegram_unreachable_redis_exits_1_without_its_password(
     assert run(TOKEN, fake_api.url, redis_url="redis://user:hunter2secret@127.0.0.1:9/0") == 1
     error = one_line(capsys.readouterr().err)
     assert "Could not reach Redis at redis://127.0.0.1:9/0" in error and "hunter2secret" not in error
+
+
+def test_telegram_webhook_refused_by_telegram_exits_1_with_its_reason(
+    fake_api: FakeBotAPI,
+    assistant: Assistant,  # built first, so the classifier is cached
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.telegram.webhook_workers import SECRET as WEBHOOK_SECRET
+    from tests.telegram.webhook_workers import free_port
+
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    fake_api.fail("setWebhook", 400, description="Bad Request: bad webhook: HTTPS url must be provided")
+    listen = f"127.0.0.1:{free_port()}"
+    assert run(TOKEN, fake_api.url, webhook_url="http://bot.example.org/tg", listen=listen) == 1
+    error = one_line(capsys.readouterr().err)
+    assert "did not take the webhook" in error and "https url must be provided" in error.lower()
+    assert SECRET not in error and WEBHOOK_SECRET not in error
