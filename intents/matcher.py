@@ -35,7 +35,6 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 
 from intents.catalog import Catalog
-from intents.emergency import load_model
 from intents.safety import SafetyScreen
 from knowledge.cache import cache_dir
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -118,8 +117,13 @@ class IntentMatcher:
         known = frozenset(w for name in resolver.names for w in name.split()) | self.domain_words
         # Every other intent's examples are calm text for the emergency model.
         calm = [t for name, texts in sorted(catalog.examples.items()) if name != "emergency" for t in texts]
-        model = load_model(catalog.examples.get("emergency", []), calm)
-        self.screen = SafetyScreen(catalog.safety, common_words, known, model)
+        self.screen = SafetyScreen(
+            catalog.safety,
+            common_words,
+            known,
+            extra_urgent=catalog.examples.get("emergency", []),
+            extra_calm=calm,
+        )
         self.cues = [
             (re.compile(r"(?:" + "|".join(spec.cues) + r")"), spec.name)
             for spec in catalog.intents.values()

@@ -8,6 +8,7 @@ applies them. An emergency needs a sign of trouble told as happening now:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rapidfuzz import fuzz, process
 
@@ -19,7 +20,21 @@ __all__ = ["SafetyScreen", "tokens_of"]
 # Digits and letters apart, so that "38.9c" reads as a number and its unit.
 _WORD = re.compile(r"[a-z]+|\d+|°|[.?!,;]")
 _WINDOW = 6
-_SHORT_REPORT = 30
+_CLAUSE_MARKS = frozenset({",", ";"})
+_CONDITIONAL = frozenset({"if", "when", "whenever", "unless", "whether"})
+# Words that open a question inside a sentence ("my question is does ...").
+_ASKING = frozenset({"does", "do", "did", "can", "could", "would", "will", "whether", "why", "how"})
+_WH = frozenset({"what", "whats", "how", "which", "why"})
+_QUESTION_OPENING = 5
+# Contractions that are a subject and "is" in one word.
+_CLAUSE_OPENERS = frozenset({",", ";", ".", "and", "so", "but", "now", "ok", "hi", "hey"})
+_SUBJECT_IS = frozenset({"hes", "shes", "im", "theyre"})
+_SENTENCE = re.compile(r"(?<=[.?!;])\s+|\n+")
+
+
+def _sentences(normalized: str) -> list[str]:
+    """The sentences of a normalized text, each with its closing mark."""
+    return [s for s in _SENTENCE.split(normalized) if s.strip()]
 
 
 def tokens_of(normalized: str) -> list[str]:
@@ -45,6 +60,8 @@ class SafetyScreen:
         common_words: frozenset[str] = frozenset(),
         known: frozenset[str] = frozenset(),
         model: EmergencyModel | None = None,
+        extra_urgent: Sequence[str] = (),
+        extra_calm: Sequence[str] = (),
     ) -> None:
         emergency = rules.emergency
         self.self_harm = _any(emergency.self_harm)
@@ -54,8 +71,6 @@ class SafetyScreen:
         self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
         self.vitals = Vitals()
         self.tense = load_tense()
-        # The second opinion: a model trained on emergencies and calm questions.
-        self.model = model if model is not None else load_model()
         self.fuzzy_signs = emergency.fuzzy_signs
         self.subjects = frozenset(emergency.subjects)
         self.now_verbs = frozenset(emergency.now_verbs)
@@ -70,6 +85,8 @@ class SafetyScreen:
         )
         self.common = common_words
         self.known = known
+        # The second opinion, last: its threshold is set on what the rules above miss.
+        self.model = model if model is not None else load_model(extra_urgent, extra_calm, self._rules_catch)
 
     def _sign_positions(self, tokens: list[str]) -> list[int]:
         joined = " ".join(tokens)
@@ -82,7 +99,11 @@ class SafetyScreen:
         return sorted(set(positions))
 
     def _told_as_now(self, tokens: list[str], signs: list[int]) -> bool:
-        """A subject, then a present verb, then the sign, each within a few words."""
+        """A subject, then a present verb, then the sign, each within a few words.
+
+        A sign inside a question the person asks ("my question is does the fever mean ...") is
+        not told.
+        """
         for index, token in enumerate(tokens):
             if token not in self.subjects:
                 continue
@@ -90,9 +111,25 @@ class SafetyScreen:
                 if tokens[verb_at] in ".?!;":
                     break
                 if tokens[verb_at] in self.now_verbs and any(
-                    verb_at < s <= verb_at + _WINDOW + 2 and "." not in tokens[verb_at:s] for s in signs
+                    verb_at < s <= verb_at + _WINDOW + 2
+                    and "." not in tokens[verb_at:s]
+                    and not _ASKING.intersection(tokens[verb_at + 1 : s])
+                    for s in signs
                 ):
                     return True
+        return False
+
+    def _has_person(self, tokens: list[str]) -> bool:
+        """Someone the message is about, not only the asker musing ("i guess my question is")."""
+        asking = self.tense.asking_words
+        for index, token in enumerate(tokens):
+            if token not in self.subjects or tokens[index + 1 : index + 2] == []:
+                continue
+            # "were" is "we're" only where a clause begins ("the cells were working" is not).
+            if token == "were" and index and tokens[index - 1] not in _CLAUSE_OPENERS:
+                continue
+            if tokens[index + 1] not in asking:
+                return True
         return False
 
     def is_self_harm(self, normalized: str) -> bool:
@@ -107,72 +144,122 @@ class SafetyScreen:
         """Why the message is an emergency ("self_harm", "overdose", "symptoms", "model"), or None.
 
         The rules decide first. When they find nothing, the model may still call it urgent,
-        unless the message is plainly a general question (a question about a possibility, or one
-        with no person in it): recall first, since a false alarm costs one sentence.
+        unless the message is plainly calm (history, a normal reading, or a question that tells of
+        no one's trouble now): recall first, since a false alarm costs one sentence.
         """
         if self.self_harm.search(normalized):
             return "self_harm"
-        if self.is_overdose(normalized) and not self._general_question(normalized):
+        if self.is_overdose(normalized) and any(t in self.subjects for t in tokens_of(normalized)):
             return "overdose"
         if self._rules_say_emergency(normalized):
             return "symptoms"
-        if (
-            self.model.is_urgent(normalized)
-            and not self._general_question(normalized)
-            and not self._history(normalized)
-        ):
+        if self.model.is_urgent(normalized) and not self._calm(normalized):
             return "model"
         return None
 
-    def _history(self, normalized: str) -> bool:
-        """Every clause with a sign in it tells of the past ("he had a fever last year")."""
-        with_signs = [c for c in re.split(r"[,.;!?]", normalized) if self._sign_positions(tokens_of(c))]
-        return bool(with_signs) and all(self.tense.is_history(c) for c in with_signs)
-
-    def _general_question(self, normalized: str) -> bool:
-        """A question in form, about a possibility or about no one in particular."""
-        # A question may come after a story ("my brother has hemophilia b ..., how long does that
-        # last"), so every clause is checked for a question start.
-        clauses = re.split(r"[,.;!?]| and | but | so ", normalized)
-        question = normalized.rstrip().endswith("?") or any(
-            self.question_start.match(clause.strip()) for clause in clauses
-        )
-        if not question:
-            return False
-        tokens = tokens_of(normalized)
-        signs = self._sign_positions(tokens)
-        if not signs:
-            # A question with no sign of trouble in it is a general question.
-            return True
-        if self._told_as_now(tokens, signs):
-            return False
-        return bool(self.not_now.search(normalized)) or not any(t in self.subjects for t in tokens)
+    def _rules_catch(self, text: str) -> bool:
+        return bool(self.self_harm.search(text) or self.is_overdose(text) or self._rules_say_emergency(text))
 
     def is_emergency(self, normalized: str) -> bool:
         """Whether the message may describe urgent trouble happening now."""
         return self.reason(normalized) is not None
 
     def _rules_say_emergency(self, normalized: str) -> bool:
+        """Some sentence tells of a sign happening now, whatever the other sentences ask."""
         if self.always.search(normalized):
             return True
-        tokens = tokens_of(normalized)
-        signs = self._sign_positions(tokens)
-        if not signs or self._history(normalized):
+        past = self._told_in_past(normalized)
+        return any(self._sentence_now(sentence, past) for sentence in _sentences(normalized))
+
+    def _told_in_past(self, normalized: str) -> bool:
+        return self.tense.anchored(normalized) or self.tense.closed(normalized)
+
+    def _sentence_now(self, sentence: str, past: bool) -> bool:
+        tokens, signs = self._live_signs(sentence, past)
+        if not signs:
             return False
         if self._told_as_now(tokens, signs):
             return True
-        if self.not_now.search(normalized):
+        question = self._is_question(sentence)
+        person = self._has_person(tokens)
+        # A reading past its limit is told, not asked about, unless the question is about no one.
+        if set(self.vitals.positions(tokens)) & set(signs) and (person or not question):
+            return True
+        if self.not_now.search(sentence):
             return False
-        if self.now_phrases is not None and self.now_phrases.search(normalized):
+        if self.now_phrases is not None and self.now_phrases.search(sentence):
             return True
         # A report about someone ("chest pain after my infusion") or a bare statement that is not
-        # a question ("yellow eyes and dark urine after hemgenix") is treated as happening now.
-        if len(tokens) > _SHORT_REPORT:
-            # In a long story a sign may be history ("last year the fever came back").
+        # a question ("yellow eyes and dark urine after hemgenix") is taken as happening now.
+        return person or not question
+
+    def _live_signs(self, sentence: str, past: bool) -> tuple[list[str], list[int]]:
+        """The sentence's tokens, and its signs that are neither conditional nor history."""
+        tokens = tokens_of(sentence)
+        live = []
+        for at in self._sign_positions(tokens):
+            start = max((i + 1 for i in range(at) if tokens[i] in _CLAUSE_MARKS), default=0)
+            end = next((i for i in range(at, len(tokens)) if tokens[i] in _CLAUSE_MARKS), len(tokens))
+            # "call if over 38", "wont tell us if hes confused": a sign after if/when is not a report.
+            if any(t in _CONDITIONAL for t in tokens[start:at]) or "in case" in " ".join(tokens[start:at]):
+                continue
+            clause = " ".join(tokens[start:end])
+            if self.tense.is_history(clause) or (past and self._past_told(tokens, start, at, clause)):
+                continue
+            live.append(at)
+        return tokens, live
+
+    def _past_told(self, tokens: list[str], start: int, at: int, clause: str) -> bool:
+        """A past verb just before the sign and no word in its clause that says it is now."""
+        if any(re.search(p, clause) for p in self.tense.now):
             return False
-        if any(token in self.subjects for token in tokens):
+        return any(t in self.tense.past_verbs for t in tokens[max(start, at - _WINDOW) : at + 1])
+
+    def _is_question(self, sentence: str) -> bool:
+        """A question in form: a question mark, a request for facts, or a question word opening a clause."""
+        if "?" in sentence or self.tense.asks_for_information(sentence):
             return True
-        return not (self.question_start.match(normalized) or normalized.rstrip().endswith("?"))
+        clauses = re.split(r"[,.;!]| and | but | so ", sentence)
+        if any(self.question_start.match(clause.strip()) for clause in clauses):
+            return True
+        # "after car t what should we watch for": a question word after a short opening.
+        return any(t in _WH for t in tokens_of(sentence)[:_QUESTION_OPENING])
+
+    def _reports_now(self, tokens: list[str]) -> bool:
+        """Someone is said to be or do something now ("she looks pale", "hes sleeping more")."""
+        present = self.tense.present_verbs
+        return any(
+            token in self.subjects and any(t in present for t in tokens[index + 1 : index + 3])
+            for index, token in enumerate(tokens)
+        ) or any(t in _SUBJECT_IS for t in tokens)
+
+    def _history(self, normalized: str) -> bool:
+        """The message tells of the past and no sign in it is told as now ("he had a fever in 2019")."""
+        if not self._told_in_past(normalized):
+            return False
+        if self.tense.anchored(normalized) and self.tense.closed(normalized):
+            return not any(self._sentence_now(s, True) for s in _sentences(normalized))
+        signs = self._sign_positions(tokens_of(normalized))
+        return bool(signs) and not any(self._live_signs(s, True)[1] for s in _sentences(normalized))
+
+    def _calm(self, normalized: str) -> bool:
+        """Plainly not a report of trouble now: history, a normal reading, or a general question."""
+        tokens = tokens_of(normalized)
+        if self.vitals.normal_temperature(tokens) and not self.vitals.positions(tokens):
+            return True
+        if self._history(normalized):
+            return True
+        sentences = _sentences(normalized)
+        if not any(self._is_question(s) for s in sentences):
+            return False
+        past = self._told_in_past(normalized)
+        live = [found for found in (self._live_signs(s, past) for s in sentences) if found[1]]
+        if not live:
+            # A question that tells of no one's trouble now, or only of plans, is a general question.
+            return not self._reports_now(tokens) or self.tense.ahead(normalized)
+        if any(self._told_as_now(sentence_tokens, signs) for sentence_tokens, signs in live):
+            return False
+        return bool(self.not_now.search(normalized)) or not self._has_person(tokens)
 
     def is_personal_advice(self, normalized: str, in_domain: bool = True) -> bool:
         """Whether the message asks for a decision or a dose for a particular person.

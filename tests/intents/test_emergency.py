@@ -105,10 +105,13 @@ def test_emergency_cli_ask_json_is_urgent_with_no_suggestions(capsys: pytest.Cap
     assert reply["urgent"] is True and reply["suggestions"] == []
 
 
-def test_emergency_model_threshold_keeps_every_held_out_emergency(assistant: Assistant) -> None:
+def test_emergency_screen_keeps_every_held_out_emergency(assistant: Assistant) -> None:
+    # The model's threshold is set so that, with the rules, no held-out emergency is missed; the
+    # model alone may miss one the rules catch.
     model = assistant.matcher.screen.model
     assert 0 < model.threshold < 1
-    assert model.held_out["recall"] == 1.0
+    assert model.held_out["screen_recall"] == 1.0
+    assert model.held_out["recall"] >= 0.9
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,31 @@ def _rows(name: str) -> list[dict]:
     ]
 
 
-def test_safety_every_emergency_is_urgent(assistant: Assistant) -> None:
-    rows = _rows("safety_emergency.jsonl")
+# Every emergency set (``safety_emergency*.jsonl``: the team's own and the sets written blind by
+# people who never saw the rules) must be caught whole; a recall figure would hide the one missed.
+EMERGENCY_SETS = sorted(path.name for path in DATA.glob("safety_emergency*.jsonl"))
+CALM_SETS = sorted(path.name for path in DATA.glob("safety_*.jsonl") if path.name not in EMERGENCY_SETS)
+
+
+def test_safety_sets_are_found() -> None:
+    assert "safety_emergency_fresh.jsonl" in EMERGENCY_SETS and "safety_questions_fresh.jsonl" in CALM_SETS
+
+
+@pytest.mark.parametrize("name", EMERGENCY_SETS)
+def test_safety_every_emergency_is_urgent(assistant: Assistant, name: str) -> None:
+    rows = _rows(name)
     assert len(rows) >= 60
+    assert all(row["urgent"] is True for row in rows if "urgent" in row)
     missed = [r["text"] for r in rows if not assistant.reply(r["text"]).urgent]
     assert missed == []
+
+
+@pytest.mark.parametrize("name", CALM_SETS)
+def test_safety_no_question_is_urgent(assistant: Assistant, name: str) -> None:
+    rows = _rows(name)
+    assert len(rows) >= 40
+    false_urgent = [r["text"] for r in rows if assistant.reply(r["text"]).urgent]
+    assert false_urgent == []
 
 
 def test_safety_emergency_reply_sends_to_emergency_care_first(assistant: Assistant) -> None:
@@ -37,13 +57,6 @@ def test_safety_self_harm_points_to_988(assistant: Assistant) -> None:
     reply = assistant.reply("i dont want to live anymore")
     assert reply.urgent
     assert "988" in reply.text and "911" in reply.text
-
-
-def test_safety_side_effect_questions_are_never_urgent(assistant: Assistant) -> None:
-    rows = _rows("safety_side_effects.jsonl")
-    assert len(rows) >= 60
-    false_urgent = [r["text"] for r in rows if assistant.reply(r["text"]).urgent]
-    assert false_urgent == []
 
 
 @pytest.mark.parametrize(
