@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     telegram.add_argument(
         "--persist", type=Path, help="save per-chat button state to this JSON file (off by default)"
     )
+    telegram.add_argument("--webhook-url", help="webhook mode: the public URL Telegram posts updates to")
+    telegram.add_argument("--listen", help="webhook mode: HOST:PORT to serve updates on")
+    telegram.add_argument("--redis", help="shared state in Redis: redis://HOST:PORT/DB ($CGT_BOT_REDIS_URL)")
     return parser
 
 
@@ -192,7 +195,9 @@ def _telegram(args: argparse.Namespace) -> int:
     from bot.telegram import run
 
     kwargs = {"persistence_path": args.persist} if args.persist else {}
-    return run(None, args.api_url, **kwargs)
+    return run(
+        None, args.api_url, **kwargs, webhook_url=args.webhook_url, listen=args.listen, redis_url=args.redis
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ class ScrubbingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
-class _ScrubbingHandler(logging.StreamHandler):
+class _ScrubbingHandler(logging.StreamHandler[TextIO]):
     """The one handler :func:`configure_logging` installs (marked so a second call replaces it)."""
 
 

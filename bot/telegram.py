@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -55,8 +55,11 @@ from telegram.ext import (
 )
 
 from bot.errors import CgtBotError, UsageError
+from bot.logging_setup import scrub
 from bot.reply import Reply
+from bot.session import Context
 from bot.telegram_format import brand_pattern, escape, render_html, shorten, split_text
+from bot.telegram_redis import RedisChatStore, check_redis_url, redis_where
 from bot.telegram_state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
 from bot.telegram_texts import (
     COMMANDS,
@@ -66,6 +69,7 @@ from bot.telegram_texts import (
     load_texts,
     plain_text,
 )
+from bot.telegram_webhook import check_secret, check_webhook_url, parse_listen, serve_webhook
 
 if TYPE_CHECKING:
     from bot import Assistant
@@ -94,13 +98,17 @@ SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait
 TYPING_DELAY = 0.3  # show "typing…" only for answers that take longer than this
 TYPING_REFRESH = 4.0  # Telegram shows the action for about 5 seconds
-RATE_LIMIT_RETRIES = 3  # retries after a 429
+CONFLICT_LIMIT, CONFLICT_WINDOW = 3, 120.0  # this many 409s within the window: another poller
+# Request timeouts, raised above PTB's 5 s: a timed-out send is never re-sent (it may have arrived).
+READ_TIMEOUT, WRITE_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT = 30.0, 30.0, 10.0, 10.0
 MAX_SUGGESTIONS = 4
 INLINE_RESULTS = 4
 INLINE_ANSWER_LIMIT = 900
 INLINE_CACHE_SECONDS = 300
 
 _T = TypeVar("_T")
+#: The application, whatever its bot, context and data types.
+AnyApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
 # ---------------------------------------------------------------------------------------------
 # The handlers
@@ -112,12 +120,17 @@ class TelegramFrontEnd:
     Args:
         assistant (Assistant): The assistant that answers every question.
         texts (Texts): The words of the front end.
-        store (ChatStore): Per-chat state.
+        store (ChatStore | RedisChatStore): Per-chat state, in memory or shared in Redis.
         sweep_interval (float): Seconds between looks for expired chats.
     """
 
     def __init__(
-        self, assistant: Assistant, texts: Texts, store: ChatStore, *, sweep_interval: float = SWEEP_INTERVAL
+        self,
+        assistant: Assistant,
+        texts: Texts,
+        store: ChatStore | RedisChatStore,
+        *,
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.assistant = assistant
         self.texts = texts
@@ -129,8 +142,11 @@ class TelegramFrontEnd:
         # The assistant is called from one thread, one call at a time, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cgt-assistant")
         self._sweeper: asyncio.Task[None] | None = None
+        self._conflicts: list[float] = []
+        #: Set when repeated 409 Conflicts showed another process polling with the same token.
+        self.conflicted = False
 
-    def register(self, application: Application) -> None:
+    def register(self, application: AnyApplication) -> None:
         """Add every handler and the error handler to ``application``."""
         for name in COMMANDS:
             application.add_handler(CommandHandler(name, getattr(self, f"on_{name}")))
@@ -145,13 +161,15 @@ class TelegramFrontEnd:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    async def post_init(self, application: Application) -> None:
-        """Register the command menu and start looking for expired chats."""
+    async def post_init(self, application: AnyApplication) -> None:
+        """Connect to Redis (if shared), register the command menu, look for expired chats."""
+        if isinstance(self.store, RedisChatStore):
+            await self.store.connect()
         commands = [BotCommand(name, self.texts.commands[name]) for name in COMMANDS]
         await application.bot.set_my_commands(commands)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="cgt-bot:sweeper")
 
-    async def post_stop(self, application: Application) -> None:
+    async def post_stop(self, application: AnyApplication) -> None:
         """Stop the sweeper, forget expired chats, save state if persistence is on."""
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -160,12 +178,19 @@ class TelegramFrontEnd:
             self._sweeper = None
         await self.sweep()
 
-    async def post_shutdown(self, application: Application) -> None:
-        """Release the assistant's thread."""
+    async def post_shutdown(self, application: AnyApplication) -> None:
+        """Release the assistant's thread and the connections to Redis."""
         self._executor.shutdown(wait=True)
+        if isinstance(self.store, RedisChatStore):
+            await self.store.close()
 
     async def sweep(self) -> None:
-        """Forget every chat idle for longer than the expiry; save state if persistence is on."""
+        """Forget every chat idle for longer than the expiry; save state if persistence is on.
+
+        State in Redis expires by itself.
+        """
+        if not isinstance(self.store, ChatStore):
+            return
         for chat_id in self.store.expired(time.time()):
             await self._forget(chat_id)
         self.store.save()
@@ -182,7 +207,7 @@ class TelegramFrontEnd:
 
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say what the bot is and is not; with a product as payload, open on that product."""
-        message = update.effective_message
+        message = _message(update)
         payload = (context.args or [""])[0].lower().replace("_", "-")
         product = self.products.get(payload) if payload else None
         if product is None:
@@ -198,13 +223,11 @@ class TelegramFrontEnd:
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Explain how to ask and what the commands do."""
-        await update.effective_message.reply_text(
-            fill_html(self.texts.help, bot_username=context.bot.username)
-        )
+        await _message(update).reply_text(fill_html(self.texts.help, bot_username=context.bot.username))
 
     async def on_products(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer the kinds of therapy as buttons."""
-        await update.effective_message.reply_text(
+        await _message(update).reply_text(
             self.texts.products.choose_kind, reply_markup=self._kinds_keyboard()
         )
 
@@ -219,35 +242,41 @@ class TelegramFrontEnd:
             )
         count = sum(1 for product in self.products.values() if product.family is None)
         text = self.texts.about.format(count=escape(count), reviewed=reviewed)
-        await update.effective_message.reply_text(text)
+        await _message(update).reply_text(text)
 
     async def on_privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say what is kept about the chat and for how long."""
         text = fill_html(self.texts.privacy, minutes=round(self.store.expiry / 60))
         if self.store.path is not None:
             text += "\n\n" + self.texts.privacy_saved
-        await update.effective_message.reply_text(text)
+        elif self.store.shared:
+            text += "\n\n" + self.texts.privacy_shared
+        await _message(update).reply_text(text)
 
     async def on_reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Clear the conversation context of the chat."""
-        await self._call(self.assistant.reset, str(update.effective_chat.id))
-        await update.effective_message.reply_text(self.texts.reset_done)
+        chat_id = _chat_id(update)
+        await self._call(self.assistant.reset, str(chat_id))
+        if isinstance(self.store, RedisChatStore):
+            await self.store.drop_context(chat_id)
+        await _message(update).reply_text(self.texts.reset_done)
 
     async def on_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Remove everything held about the chat, on disk too."""
-        await self._forget(update.effective_chat.id)
-        self.store.save()
-        await update.effective_message.reply_text(self.texts.forget_done)
+        await self._forget(_chat_id(update))
+        if isinstance(self.store, ChatStore):
+            self.store.save()
+        await _message(update).reply_text(self.texts.forget_done)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a command the bot does not have (private chats only)."""
-        await update.effective_message.reply_text(self.texts.unknown_command)
+        await _message(update).reply_text(self.texts.unknown_command)
 
     # -- messages ---------------------------------------------------------------------------
 
     async def on_private_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer every message of a private chat; ask for typed words where there are none."""
-        message = update.effective_message
+        message = _message(update)
         if _sent_via(message, context.bot):
             return
         _, question = self._addressed(message, context.bot)
@@ -256,7 +285,7 @@ class TelegramFrontEnd:
 
     async def on_group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a group message only when it mentions the bot or replies to it."""
-        message = update.effective_message
+        message = _message(update)
         addressed, question = self._addressed(message, context.bot)
         if not addressed or _sent_via(message, context.bot):
             return
@@ -282,6 +311,8 @@ class TelegramFrontEnd:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a button press; old or unknown buttons get "please ask again"."""
         query = update.callback_query
+        if query is None:
+            return
         message = query.message
         prefix, _, argument = (query.data or "").partition(":")
         if message is None:
@@ -289,7 +320,8 @@ class TelegramFrontEnd:
             return
         if prefix in ("k", "m"):
             await query.answer()
-            await self._browse(query.message, argument if prefix == "k" else None)
+            if isinstance(message, Message):
+                await self._browse(message, argument if prefix == "k" else None)
             return
         question = await self._button_question(message.chat.id, prefix, argument)
         await query.answer()
@@ -303,8 +335,7 @@ class TelegramFrontEnd:
 
     async def _button_question(self, chat_id: int, prefix: str, argument: str) -> str | None:
         if prefix == "q":
-            await self._expire_if_idle(chat_id)
-            state = self.store.chats.get(chat_id)
+            state = await self._existing_state(chat_id)
             return state.buttons.get(argument) if state else None
         if prefix == "s" and argument.isdigit() and int(argument) < len(self.texts.start_examples):
             return self.texts.start_examples[int(argument)]
@@ -352,6 +383,8 @@ class TelegramFrontEnd:
     async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Offer short, shareable answers with the disclaimer; never personalised."""
         query = update.inline_query
+        if query is None:
+            return
         text = " ".join(query.query.split())
         if not text:
             button = InlineQueryResultsButton(text=self.texts.inline.open_bot, start_parameter="inline")
@@ -400,11 +433,11 @@ class TelegramFrontEnd:
         self, bot: Bot, chat_id: int, question: str, *, thread_id: int | None = None, quote: int | None = None
     ) -> None:
         """Ask the assistant in the chat's session and send the reply."""
-        await self._expire_if_idle(chat_id)
-        state = self.store.touch(chat_id, time.time())
+        state = await self._touched_state(chat_id)
         if state.flooded(time.time()):
-            if not state.warned:
-                state.warned = True
+            warn, state.warned = not state.warned, True
+            await self._save_state(chat_id, state)
+            if warn:
                 await bot.send_message(chat_id, self.texts.slow_down, message_thread_id=thread_id)
             return
         reply = await self._ask_showing_typing(bot, chat_id, thread_id, question)
@@ -414,7 +447,7 @@ class TelegramFrontEnd:
     async def _ask_showing_typing(
         self, bot: Bot, chat_id: int, thread_id: int | None, question: str
     ) -> Reply:
-        answer = asyncio.ensure_future(self._call(self.assistant.reply, question, str(chat_id)))
+        answer = asyncio.ensure_future(self._reply_in_chat(chat_id, question))
         done, _ = await asyncio.wait({answer}, timeout=TYPING_DELAY)
         while not done:
             with contextlib.suppress(TelegramError):
@@ -437,6 +470,7 @@ class TelegramFrontEnd:
         An urgent reply goes alone and without buttons.
         """
         markup = None if reply.urgent else self._reply_keyboard(reply, state)
+        await self._save_state(chat_id, state)  # before sending: a press may come at once
         chunks = split_text(reply.text)
         for index, chunk in enumerate(chunks):
             await bot.send_message(
@@ -478,13 +512,65 @@ class TelegramFrontEnd:
         """Run an assistant method on the assistant's own thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    async def _expire_if_idle(self, chat_id: int) -> None:
+    async def _reply_in_chat(self, chat_id: int, question: str) -> Reply:
+        """The assistant's answer in the chat's conversation.
+
+        In memory the assistant keeps the conversation itself. With Redis, the conversation's
+        context is read from Redis, lent to the assistant for this one answer, and written back,
+        so that any worker can carry on the conversation and it outlives a restart.
+        """
+        session = str(chat_id)
+        if not isinstance(self.store, RedisChatStore):
+            return await self._call(self.assistant.reply, question, session)
+        saved = await self.store.load_context(chat_id)
+        reply, context = await self._call(self._reply_with_context, question, session, saved)
+        await self.store.put_context(chat_id, context)
+        return reply
+
+    def _reply_with_context(
+        self, question: str, session: str, saved: Context | None
+    ) -> tuple[Reply, Context | None]:
+        """On the assistant's thread: answer with ``saved`` as the context; RETURNS the new one."""
+        sessions = self.assistant.sessions
+        sessions.reset(session)
+        if saved is not None:
+            sessions.update(session, saved)
+        try:
+            reply = self.assistant.reply(question, session)
+            return reply, sessions.get(session)
+        finally:
+            sessions.reset(session)  # memory holds no conversation between answers
+
+    async def _existing_state(self, chat_id: int) -> ChatState | None:
+        """The chat's state if it has some that has not expired."""
+        if isinstance(self.store, RedisChatStore):
+            return await self.store.load(chat_id)
         if self.store.is_expired(chat_id, time.time()):
             await self._forget(chat_id)
+        return self.store.chats.get(chat_id)
+
+    async def _touched_state(self, chat_id: int) -> ChatState:
+        """The chat's state (new if there is none), marked as seen now."""
+        now = time.time()
+        if isinstance(self.store, RedisChatStore):
+            state = await self.store.load(chat_id) or ChatState(seen=now)
+            state.seen = now
+            return state
+        if self.store.is_expired(chat_id, now):
+            await self._forget(chat_id)
+        return self.store.touch(chat_id, now)
+
+    async def _save_state(self, chat_id: int, state: ChatState) -> None:
+        """Write the chat's state back to Redis (in memory it is live already)."""
+        if isinstance(self.store, RedisChatStore):
+            await self.store.put(chat_id, state)
 
     async def _forget(self, chat_id: int) -> None:
         await self._call(self.assistant.forget, str(chat_id))
-        self.store.drop(chat_id)
+        if isinstance(self.store, RedisChatStore):
+            await self.store.drop(chat_id)
+        else:
+            self.store.drop(chat_id)
 
     def _addressed(self, message: Message, bot: Bot) -> tuple[bool, str]:
         """Whether ``message`` mentions the bot or replies to it, and its text without the mention."""
@@ -506,14 +592,15 @@ class TelegramFrontEnd:
         """Log an error without content, and apologise in the chat where one happened."""
         error = context.error
         if isinstance(error, Conflict):
-            logger.warning(
-                "Telegram reports another program polling with this bot token (409 Conflict); "
-                "retrying with back-off."
-            )
+            now = time.monotonic()
+            self._conflicts = [at for at in self._conflicts if now - at < CONFLICT_WINDOW] + [now]
+            if len(self._conflicts) >= CONFLICT_LIMIT and not self.conflicted:
+                self.conflicted = True
+                context.application.bot_data["conflicted"] = True
+                context.application.stop_running()
             return
-        if update is None and isinstance(error, NetworkError):
-            logger.warning("Network error while polling Telegram (%s); retrying.", type(error).__name__)
-            return
+        if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+            return  # counted and logged once per outage by the rate limiter; an apology cannot go out
         if isinstance(error, Forbidden):
             logger.info("A chat cannot be written to (the bot was blocked or removed); skipped.")
             return
@@ -523,6 +610,22 @@ class TelegramFrontEnd:
         if chat is not None:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_message(chat.id, self.texts.error)
+
+
+def _message(update: Update) -> Message:
+    """The message of an update whose handler's filters guarantee one."""
+    message = update.effective_message
+    if message is None:
+        raise LookupError("an update without a message reached a message handler")
+    return message
+
+
+def _chat_id(update: Update) -> int:
+    """The chat of an update whose handler's filters guarantee one."""
+    chat = update.effective_chat
+    if chat is None:
+        raise LookupError("an update without a chat reached a chat handler")
+    return chat.id
 
 
 def _thread(message: Message) -> int | None:
@@ -562,7 +665,10 @@ def build_application(
     *,
     expiry: float = CHAT_EXPIRY,
     sweep_interval: float = SWEEP_INTERVAL,
-) -> Application:
+    redis_url: str | None = None,
+    webhook: bool = False,
+    lock_ttl: float | None = None,
+) -> AnyApplication:
     """Build the Telegram application around ``assistant``; it is not started.
 
     Args:
@@ -574,20 +680,40 @@ def build_application(
             memory only.
         expiry (float): Seconds without a message after which a chat's context is forgotten.
         sweep_interval (float): Seconds between looks for expired chats.
+        redis_url (str | None): Keep per-chat state in this Redis server, shared with other
+            workers (``redis://HOST:PORT/DB``); None keeps it in this process.
+        webhook (bool): Build for webhook mode (no updater polling for updates).
+        lock_ttl (float | None): Seconds a chat's Redis lock outlives a dead worker (default
+            :data:`~bot.telegram_redis.LOCK_TTL`).
 
-    RETURNS (Application): Ready for ``run_polling``. Never log it: its repr holds the token.
+    RETURNS (Application): Ready for ``run_polling`` (or, with ``webhook``,
+        :func:`~bot.telegram_webhook.serve_webhook`). Never log it: its repr holds the token.
+
+    Raises:
+        UsageError: ``redis_url`` together with ``persistence_path``, or a bad URL.
     """
-    front_end = TelegramFrontEnd(
-        assistant, load_texts(), ChatStore(expiry, persistence_path), sweep_interval=sweep_interval
-    )
+    store: ChatStore | RedisChatStore
+    shared: RedisChatStore | None = None
+    if redis_url is not None:
+        if persistence_path is not None:
+            raise UsageError("Use either --redis or --persist, not both: Redis keeps the state already.")
+        ttl = {} if lock_ttl is None else {"lock_ttl": lock_ttl}
+        store = shared = RedisChatStore(redis_url, expiry, **ttl)
+    else:
+        store = ChatStore(expiry, persistence_path)
+    front_end = TelegramFrontEnd(assistant, load_texts(), store, sweep_interval=sweep_interval)
     builder = (
         ApplicationBuilder()
         .token(token)
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )
-        .rate_limiter(RetryingRateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(PerChatUpdateProcessor())
+        .rate_limiter(RetryingRateLimiter(shared=shared))
+        .read_timeout(READ_TIMEOUT)
+        .write_timeout(WRITE_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_timeout(POOL_TIMEOUT)
+        .concurrent_updates(PerChatUpdateProcessor(shared=shared))
         .post_init(front_end.post_init)
         .post_stop(front_end.post_stop)
         .post_shutdown(front_end.post_shutdown)
@@ -595,6 +721,8 @@ def build_application(
     if api_url is not None:
         root = api_root(api_url)
         builder = builder.base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+    if webhook:
+        builder = builder.updater(None)
     application = builder.build()
     front_end.register(application)
     return application
@@ -604,14 +732,25 @@ def run(
     token: str | None = None,
     api_url: str | None = None,
     persistence_path: str | os.PathLike[str] | None = None,
+    *,
+    webhook_url: str | None = None,
+    listen: str | None = None,
+    redis_url: str | None = None,
 ) -> int:
-    """Run the bot with long polling until SIGTERM or Ctrl-C: what ``cgt-bot telegram`` calls.
+    """Run the bot until SIGTERM or Ctrl-C: what ``cgt-bot telegram`` calls.
+
+    Long polling by default; with ``webhook_url`` and ``listen``, a webhook worker.
 
     Args:
         token (str | None): The bot token; None reads ``TELEGRAM_BOT_TOKEN``.
         api_url (str | None): A Bot API server root; None reads ``TELEGRAM_API_URL``, and without it
             Telegram's own server is used.
         persistence_path (str | Path | None): Save per-chat state to this JSON file (off when None).
+        webhook_url (str | None): The public address Telegram posts updates to; the secret comes
+            from ``TELEGRAM_WEBHOOK_SECRET``.
+        listen (str | None): ``HOST:PORT`` to serve updates on (webhook mode).
+        redis_url (str | None): Shared state in Redis; None reads ``CGT_BOT_REDIS_URL``, and without
+            it state stays in memory.
 
     RETURNS (int): The exit code: 0 after a stop signal, 2 without a token or with a bad URL, 1 when
         the token is rejected or the server cannot be reached. Errors are one line on standard
@@ -619,7 +758,7 @@ def run(
     """
     try:
         with _sigterm_as_interrupt():
-            return _run(token, api_url, persistence_path)
+            return _run(token, api_url, persistence_path, webhook_url, listen, redis_url)
     except KeyboardInterrupt:
         return 0
     except CgtBotError as err:
@@ -627,16 +766,37 @@ def run(
         return err.exit_code
 
 
-def _run(token: str | None, api_url: str | None, persistence_path: str | os.PathLike[str] | None) -> int:
+def _run(
+    token: str | None,
+    api_url: str | None,
+    persistence_path: str | os.PathLike[str] | None,
+    webhook_url: str | None,
+    listen: str | None,
+    redis_url: str | None,
+) -> int:
     token = (token or os.environ.get("TELEGRAM_BOT_TOKEN") or "").strip()
     if not token:
         raise UsageError("No Telegram bot token: set TELEGRAM_BOT_TOKEN to the token BotFather gave you.")
     api_url = api_url or os.environ.get("TELEGRAM_API_URL") or None
     root = api_root(api_url) if api_url else None
+    redis_url = redis_url or os.environ.get("CGT_BOT_REDIS_URL") or None
+    if redis_url is not None:
+        redis_url = check_redis_url(redis_url)
+        if persistence_path is not None:
+            raise UsageError("Use either --redis or --persist, not both: Redis keeps the state already.")
+    if (webhook_url is None) != (listen is None):
+        raise UsageError("Webhook mode needs both --webhook-url URL and --listen HOST:PORT.")
+    webhook: tuple[str, str, int, str] | None = None
+    if webhook_url is not None and listen is not None:
+        host, port = parse_listen(listen)
+        secret = check_secret(os.environ.get("TELEGRAM_WEBHOOK_SECRET"))
+        webhook = (check_webhook_url(webhook_url), host, port, secret)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         username = loop.run_until_complete(_check_token(token, root))
+        if redis_url is not None:
+            loop.run_until_complete(_check_redis(redis_url))
     except BaseException:
         loop.close()
         asyncio.set_event_loop(None)
@@ -644,18 +804,60 @@ def _run(token: str | None, api_url: str | None, persistence_path: str | os.Path
 
     from bot import Assistant  # loaded only once the token is known to work
 
-    application = build_application(Assistant(), token, root, persistence_path)
-    print(f"Answering on Telegram as @{username}. Press Ctrl-C to stop.", file=sys.stderr)
+    application = build_application(
+        Assistant(), token, root, persistence_path, redis_url=redis_url, webhook=webhook is not None
+    )
+    where = "" if redis_url is None else f", state in Redis at {redis_where(redis_url)}"
+    if webhook is not None:
+        url, host, port, secret = webhook
+        parts = urlsplit(url)
+        announce = (
+            f"Answering on Telegram as @{username} by webhook ({parts.scheme}://{parts.hostname}"
+            f"{parts.path}, listening on {host}:{port}{where}). Press Ctrl-C to stop."
+        )
+        try:
+            loop.run_until_complete(
+                serve_webhook(
+                    application,
+                    url,
+                    host,
+                    port,
+                    secret,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                    announce=announce,
+                )
+            )
+        except TelegramError as err:  # setWebhook refused, say, a URL that is not HTTPS
+            raise CgtBotError(
+                f"Telegram did not take the webhook ({type(err).__name__}: {scrub(str(err))})."
+            ) from None
+        except OSError as err:
+            raise CgtBotError(
+                f"Cannot listen on {host}:{port} ({err.strerror or type(err).__name__})."
+            ) from None
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+        return 0
+    print(f"Answering on Telegram as @{username}{where}. Press Ctrl-C to stop.", file=sys.stderr)
     application.run_polling(allowed_updates=list(ALLOWED_UPDATES), timeout=POLL_TIMEOUT)
+    if application.bot_data.get("conflicted"):
+        raise CgtBotError(
+            "Stopped: another process is polling with this token (repeated 409 Conflict); "
+            "stop the other one, or run workers in webhook mode."
+        )
     return 0
 
 
 async def _check_token(token: str, root: str | None) -> str:
     """Ask the server who the bot is; RETURNS its username. Errors never quote the token."""
     where = "Telegram" if root is None else _where(root)
-    kwargs = {} if root is None else {"base_url": f"{root}/bot", "base_file_url": f"{root}/file/bot"}
+    if root is None:
+        client = Bot(token)
+    else:
+        client = Bot(token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
     try:
-        async with Bot(token, **kwargs) as bot:
+        async with client as bot:
             return bot.username
     except InvalidToken:
         raise CgtBotError(f"{where} rejected the bot token; check TELEGRAM_BOT_TOKEN.") from None
@@ -664,6 +866,13 @@ async def _check_token(token: str, root: str | None) -> str:
             f"Could not reach the Bot API server at {where} ({type(err).__name__}); "
             "check the network or the --api-url."
         ) from None
+
+
+async def _check_redis(url: str) -> None:
+    """Connect to Redis once before the assistant loads (a one-line error if it cannot)."""
+    store = RedisChatStore(url, CHAT_EXPIRY)
+    await store.connect()
+    await store.close()
 
 
 def _where(root: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -13,30 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiolimiter import AsyncLimiter
 from telegram import (
     Update,
 )
-from telegram.error import BadRequest, NetworkError
-from telegram.ext import (
-    AIORateLimiter,
-    BaseUpdateProcessor,
-)
+from telegram.error import NetworkError, RetryAfter, TimedOut
+from telegram.ext import BaseRateLimiter, BaseUpdateProcessor
 
 from bot.errors import CgtBotError
 
 if TYPE_CHECKING:
-    pass
+    from bot.telegram_redis import RedisChatStore
 
 __all__ = ["ChatState", "ChatStore", "PerChatUpdateProcessor", "RetryingRateLimiter"]
 
 logger = logging.getLogger(__name__)
 
-#: The update types the bot asks Telegram for.
-
 MAX_CONCURRENT_UPDATES = 256
 FLOOD_LIMIT = 20  # messages one chat may have answered within FLOOD_WINDOW seconds
 FLOOD_WINDOW = 60.0
-NETWORK_RETRIES = 3  # retries after a network error when sending
+SEND_DEADLINE = 300.0  # seconds a send is retried (network errors, 429s) before it is given up
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between retries after a network error
+OVERALL_RATE = 30.0  # messages a second, all chats together (Telegram's limit)
+GROUP_RATE, GROUP_WINDOW = 20, 60.0  # messages a minute in one group
 MAX_BUTTON_KEYS = 64  # button keys kept per chat; older buttons get "please ask again"
 
 
@@ -50,7 +50,6 @@ class ChatState:
 
     seen: float
     buttons: dict[str, str] = field(default_factory=dict)
-    next_key: int = 0
     recent: deque[float] = field(default_factory=deque)
     warned: bool = False
 
@@ -59,8 +58,7 @@ class ChatState:
         for key, known in self.buttons.items():
             if known == question:
                 return f"q:{key}"
-        key = _base36(self.next_key)
-        self.next_key += 1
+        key = secrets.token_urlsafe(9)  # 72 random bits: a key is never handed out twice
         self.buttons[key] = question
         while len(self.buttons) > MAX_BUTTON_KEYS:
             del self.buttons[next(iter(self.buttons))]
@@ -77,16 +75,6 @@ class ChatState:
         return False
 
 
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
-
-
 class ChatStore:
     """Per-chat state in memory, with an expiry, and saved to a JSON file only when asked.
 
@@ -95,6 +83,8 @@ class ChatStore:
         path (str | Path | None): A JSON file to load at start and save to; None keeps
             everything in memory only.
     """
+
+    shared = False  # state of this process only
 
     def __init__(self, expiry: float, path: str | os.PathLike[str] | None = None) -> None:
         self.expiry = expiry
@@ -134,7 +124,7 @@ class ChatStore:
         data = {
             "version": 1,
             "chats": {
-                str(chat_id): {"seen": state.seen, "buttons": state.buttons, "next_key": state.next_key}
+                str(chat_id): {"seen": state.seen, "buttons": state.buttons}
                 for chat_id, state in self.chats.items()
             },
         }
@@ -156,7 +146,6 @@ class ChatStore:
                 state = ChatState(
                     seen=float(saved["seen"]),
                     buttons={str(k): str(v) for k, v in saved["buttons"].items()},
-                    next_key=int(saved["next_key"]),
                 )
                 if now - state.seen <= self.expiry:
                     self.chats[int(key)] = state
@@ -172,24 +161,50 @@ class ChatStore:
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Runs updates of different chats in parallel and the updates of one chat in order."""
+    """Runs updates of different chats in parallel and the updates of one chat in order.
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+    With a shared store (Redis), a chat's updates also wait for the chat's lock in Redis, so that
+    whichever worker receives them, one chat is worked on by one worker at a time; and an update
+    some worker already answered (Telegram delivers again a webhook call it saw no answer to) is
+    skipped.
+
+    Args:
+        max_concurrent_updates (int): Updates worked on at once, all chats together.
+        shared (RedisChatStore | None): The state shared with other workers; None for memory only.
+    """
+
+    def __init__(
+        self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES, shared: RedisChatStore | None = None
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        self.shared = shared
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Await ``coroutine`` once every earlier update of the same chat is done."""
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
+            shared = self.shared
+            if shared is not None and isinstance(update, Update) and not await shared.claim(update.update_id):
+                _discard(coroutine)
+                return
             await coroutine
             return
         lock = self._locks.setdefault(chat.id, asyncio.Lock())
         self._users[chat.id] = self._users.get(chat.id, 0) + 1
         try:
             async with lock:
-                await coroutine
+                if self.shared is None:
+                    await coroutine
+                    return
+                assert isinstance(update, Update)
+                async with self.shared.chat_lock(chat.id):
+                    if await self.shared.answered(update.update_id):
+                        _discard(coroutine)
+                        return
+                    await coroutine
+                    await self.shared.mark_answered(update.update_id)
         finally:
             self._users[chat.id] -= 1
             if not self._users[chat.id]:
@@ -202,19 +217,86 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Nothing to release."""
 
 
-class RetryingRateLimiter(AIORateLimiter):
-    """Telegram's limits for outgoing requests, retrying 429s and network errors.
+def _discard(coroutine: Awaitable[Any]) -> None:
+    """Drop a coroutine that will not run (an update already answered)."""
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()
 
-    :class:`~telegram.ext.AIORateLimiter` keeps the bot below about 30 messages a second overall
-    and 20 a minute in each group and waits out a 429's ``retry_after``; this adds a few retries,
-    with a short back-off, for requests that failed on the network. Log lines name the method and
-    the error class only.
+
+class OutageLog:
+    """Logs a spell of failed requests once when it starts and once when it ends, with counts.
+
+    Lines name the kind of error only: never a text, an id or the token.
     """
 
-    def __init__(self, *, network_retries: int = NETWORK_RETRIES, backoff: float = 0.5, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._network_retries = network_retries
-        self._backoff = backoff
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.failures = 0
+        self.held = 0
+        self.given_up = 0
+
+    def failed(self, error: Exception, first_for_request: bool) -> None:
+        """Count one failed attempt; the first of a spell is logged."""
+        if self.started is None:
+            self.started = time.monotonic()
+            self.failures = self.held = self.given_up = 0
+            logger.warning(
+                "Telegram cannot take messages now (%s); holding answers and retrying for up to %d minutes.",
+                type(error).__name__,
+                round(SEND_DEADLINE / 60),
+            )
+        self.failures += 1
+        self.held += first_for_request
+
+    def gave_up(self) -> None:
+        """Count one send abandoned after the deadline."""
+        self.given_up += 1
+
+    def succeeded(self) -> None:
+        """A request went through: end the spell, if there is one, with one line."""
+        if self.started is None:
+            return
+        logger.warning(
+            "Telegram takes messages again after %.1f s: %d failed attempts, %d sends held, %d given up.",
+            time.monotonic() - self.started,
+            self.failures,
+            self.held,
+            self.given_up,
+        )
+        self.started = None
+
+
+class RetryingRateLimiter(BaseRateLimiter[int]):
+    """Telegram's limits for outgoing requests, retrying 429s and network errors for minutes.
+
+    About 30 messages a second overall and 20 a minute in each group. A 429 is retried after its
+    ``retry_after``, a network error with a growing back-off, until ``deadline`` seconds have
+    passed; a timeout is never retried, since the message may have arrived (as python-telegram-bot
+    does), unless the request was never sent (connect or pool timeout). Retries happen inside the
+    chat's turn, so each chat's answers stay in order. Failures are logged once per spell by
+    :class:`OutageLog`, never per request.
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline: float = SEND_DEADLINE,
+        overall_rate: float = OVERALL_RATE,
+        shared: RedisChatStore | None = None,
+    ) -> None:
+        self._deadline = deadline
+        self._rate = overall_rate
+        self._shared = shared
+        self._overall = AsyncLimiter(overall_rate, 1)
+        self._groups: dict[int | str, AsyncLimiter] = {}
+        self.outages = OutageLog()
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
     async def process_request(
         self,
@@ -225,20 +307,61 @@ class RetryingRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Any:
-        """Send through the rate limiter; retry network errors other than Bad Request."""
+        """Send within the limits; retry what is safe to retry until the deadline."""
+        give_up_at = time.monotonic() + self._deadline
+        chat_id = data.get("chat_id")
         attempt = 0
         while True:
+            failure: Exception
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except NetworkError as err:
-                attempt += 1
-                if isinstance(err, BadRequest) or attempt > self._network_retries:
+                result = await self._limited(chat_id, callback, args, kwargs)
+            except RetryAfter as err:
+                failure = err
+                wait = err._retry_after.total_seconds() + 0.1  # as PTB's own rate limiter reads it
+            except TimedOut as err:
+                if not _never_sent(err) or endpoint == "sendChatAction":
+                    self.outages.failed(err, attempt == 0)
                     raise
-                logger.warning(
-                    "Network error on %s (%s); retry %d of %d.",
-                    endpoint,
-                    type(err).__name__,
-                    attempt,
-                    self._network_retries,
-                )
-                await asyncio.sleep(self._backoff * attempt)
+                failure = err
+                wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2**attempt)
+            except NetworkError as err:
+                if type(err) is not NetworkError or endpoint == "sendChatAction":
+                    raise  # BadRequest and the like: retrying changes nothing
+                failure = err
+                wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2**attempt)
+            else:
+                self.outages.succeeded()
+                return result
+            self.outages.failed(failure, attempt == 0)
+            attempt += 1
+            if time.monotonic() + wait > give_up_at:
+                self.outages.gave_up()
+                raise failure
+            await asyncio.sleep(wait)
+
+    async def _limited(self, chat_id: Any, callback: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        if chat_id is None:
+            return await callback(*args, **kwargs)
+        in_group = isinstance(chat_id, str) or (isinstance(chat_id, int) and chat_id < 0)
+        if self._shared is not None:  # counted in Redis: the limits hold for all workers together
+            await self._shared.take_slot("all", round(self._rate), 1.0)
+            if in_group:
+                await self._shared.take_slot(f"group:{chat_id}", GROUP_RATE, GROUP_WINDOW)
+            return await callback(*args, **kwargs)
+        group = None
+        if in_group:
+            group = self._groups.setdefault(chat_id, AsyncLimiter(GROUP_RATE, GROUP_WINDOW))
+        async with self._overall:
+            if group is None:
+                return await callback(*args, **kwargs)
+            async with group:
+                return await callback(*args, **kwargs)
+
+
+def _never_sent(error: TimedOut) -> bool:
+    """Whether a timeout happened before the request left (connect or pool timeout)."""
+    import httpx
+
+    return isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout) or "Pool timeout" in str(
+        error
+    )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import Annotated, TypeAlias, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,9 +21,6 @@ from bot.errors import DataError
 from bot.telegram_format import escape
 from knowledge.loader import validation_problems
 from knowledge.schema import Kind
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "COMMANDS",
@@ -38,7 +36,7 @@ __all__ = [
 ]
 
 TEXTS_PATH = Path(__file__).parent / "data" / "telegram.yaml"
-#: The update types the bot asks Telegram for.
+#: The bot's commands, in the order of its menu.
 COMMANDS = ("start", "help", "products", "about", "privacy", "reset", "forget")
 KINDS: tuple[str, ...] = get_args(Kind)
 
@@ -84,20 +82,20 @@ def _check_html(value: str) -> None:
             raise ValueError(f"write {char!r} as {escape(char)!r}")
 
 
-def _text(*placeholders: str, is_html: bool = True) -> Any:
-    check = partial(_check_text, allowed=frozenset(placeholders), is_html=is_html)
-    return Annotated[str, Field(min_length=1), AfterValidator(check)]
+def _checker(*placeholders: str, is_html: bool = True) -> Callable[[str], str]:
+    return partial(_check_text, allowed=frozenset(placeholders), is_html=is_html)
 
 
-Html = _text()
-Plain = _text(is_html=False)
-UsernameHtml = _text("bot_username")
-BrandPlain = _text("brand", is_html=False)
-KindHtml = _text("kind")
-AboutHtml = _text("count", "reviewed")
-DateHtml = _text("date")
-RangeHtml = _text("oldest", "newest")
-MinutesHtml = _text("minutes")
+# The kinds of text: each checks its placeholders and, for HTML, its tags.
+Html: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker())]
+Plain: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker(is_html=False))]
+UsernameHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("bot_username"))]
+BrandPlain: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("brand", is_html=False))]
+KindHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("kind"))]
+AboutHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("count", "reviewed"))]
+DateHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("date"))]
+RangeHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("oldest", "newest"))]
+MinutesHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("minutes"))]
 
 
 class _TextsModel(BaseModel):
@@ -143,6 +141,7 @@ class Texts(_TextsModel):
     reviewed_range: RangeHtml
     privacy: MinutesHtml
     privacy_saved: Html
+    privacy_shared: Html
     reset_done: Html
     forget_done: Html
     please_type: Html

@@ -108,6 +108,9 @@ class FakeBotAPI:
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._closed = False
+        self._outage_until = 0.0
+        self._outage_spares: tuple[str, ...] = ()
+        self._slow: dict[tuple[str, int | None], float] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -159,6 +162,12 @@ class FakeBotAPI:
             self._updates.append({"update_id": update_id, **update})
             self._cond.notify_all()
         return update_id
+
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Remove and RETURN the queued updates, in order: to post them to a webhook instead."""
+        with self._cond:
+            updates, self._updates = self._updates, []
+        return updates
 
     def send(
         self,
@@ -265,6 +274,22 @@ class FakeBotAPI:
         with self._cond:
             self._faults.append(_Fault(method, status, times, chat_id, retry_after, text))
 
+    def clear_faults(self) -> None:
+        """Forget every failure set with :meth:`fail` that has not happened yet."""
+        with self._cond:
+            self._faults.clear()
+
+    def outage(self, seconds: float, *, spare: tuple[str, ...] = ("getUpdates",)) -> None:
+        """Answer every call but those of ``spare`` with 502 Bad Gateway for ``seconds``."""
+        with self._cond:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_spares = spare
+
+    def slow(self, method: str, seconds: float, *, chat_id: int | None = None) -> None:
+        """Carry out ``method`` (to ``chat_id``) at once, but answer only after ``seconds``."""
+        with self._cond:
+            self._slow[(method, chat_id)] = seconds
+
     # -- what the bot did -------------------------------------------------------------------
 
     def calls(
@@ -323,6 +348,10 @@ class FakeBotAPI:
         """Answer one request: (HTTP status, JSON body)."""
         if token != self.token:
             return self._record(method, params, 401, _error(401, _DESCRIPTIONS[401]))
+        with self._cond:
+            down = time.monotonic() < self._outage_until and method not in self._outage_spares
+        if down:
+            return self._record(method, params, 502, _error(502, _DESCRIPTIONS[502]))
         fault = self._take_fault(method, params)
         if fault is not None:
             body = _error(fault.status, fault.description)
@@ -335,7 +364,11 @@ class FakeBotAPI:
         answer = getattr(self, f"_{method}", None)
         if answer is None:
             return self._record(method, params, 400, _error(400, f"Bad Request: the fake has no {method}"))
-        return self._record(method, params, 200, {"ok": True, "result": answer(params)})
+        answered = self._record(method, params, 200, {"ok": True, "result": answer(params)})
+        with self._cond:
+            delay = self._slow.get((method, params.get("chat_id")), self._slow.get((method, None), 0.0))
+        time.sleep(delay)  # the call took effect; only its acknowledgement is late
+        return answered
 
     def _record(
         self, method: str, params: dict[str, Any], status: int, body: dict[str, Any]

@@ -7,7 +7,9 @@ the test reads what the bot sent back.
 from __future__ import annotations
 
 import html
+import itertools
 import json
+import logging
 import re
 import stat
 import time
@@ -147,7 +149,7 @@ def test_telegram_question_and_follow_up_use_chat_context(
     assert "$" in plain(cost) and "Zolgensma" in plain(cost)
     labels = [label for label, _ in overview.buttons]
     assert labels == assistant.reply("what is zolgensma?").suggestions
-    assert all(re.fullmatch(r"q:[0-9a-z]+", data) for _, data in overview.buttons)
+    assert all(re.fullmatch(r"q:[0-9A-Za-z_-]{12}", data) for _, data in overview.buttons)
 
 
 @pytest.mark.usefixtures("telegram_bot")
@@ -385,7 +387,7 @@ def test_telegram_long_answer_is_split_in_order(
 
     assert all(utf16_len(plain(message)) < 4096 for message in (first, second))
     assert plain(first) + "\n\n" + plain(second) == long_text  # split at a paragraph, in order
-    assert "reply_markup" not in first.params and second.buttons == [("Thanks", "q:0")]
+    assert "reply_markup" not in first.params and [label for label, _ in second.buttons] == ["Thanks"]
 
 
 def test_telegram_typing_shown_while_a_slow_answer_is_worked_out(
@@ -600,37 +602,103 @@ def test_telegram_one_failing_chat_never_stops_the_others(
     assert "Luxturna" in plain(fake_api.wait_messages(blocked, 1)[0])
 
 
-@pytest.mark.parametrize(
-    ("status", "logged_as"),
-    [
-        (409, "another program polling with this bot token (409 Conflict)"),
-        (502, "Network error while polling"),
-    ],
-)
-def test_telegram_polling_errors_logged_once_per_back_off_without_content(
+def test_telegram_old_buttons_never_ask_a_newer_question(
     fake_api: FakeBotAPI,
-    start_bot: Callable[..., BotThread],
     new_chat: Callable[[], int],
-    telegram_logs: Any,
-    status: int,
-    logged_as: str,
+    start_bot: Callable[..., BotThread],
+    telegram_bot: BotThread,
 ) -> None:
-    fake_api.fail("getUpdates", status, times=2)
-    start_bot()
-    fake_api.wait_call("getUpdates", 3, timeout=15)
+    """Issue #10, 1: after /forget or a restart, an old button gets "please ask again"."""
     chat = new_chat()
+    fake_api.send(chat, "what is zolgensma?")
+    (zolgensma,) = fake_api.wait_messages(chat, 1)
+    fake_api.send(chat, "/forget")
+    fake_api.send(chat, "what is kymriah?")
+    kymriah = fake_api.wait_messages(chat, 3)[2]
+    assert not {d for _, d in zolgensma.buttons} & {d for _, d in kymriah.buttons}  # never reused
+    fake_api.press(chat, zolgensma.buttons[0][1])
+    assert plain(fake_api.wait_messages(chat, 4)[3]) == plain(TEXTS.please_ask_again)
+
+    telegram_bot.stop()  # a restart without --persist: one poller at a time, so one order
+    start_bot()
+    other = new_chat()
+    fake_api.send(other, "what is kymriah?")
+    fake_api.wait_messages(other, 1)
+    fake_api.press(chat, kymriah.buttons[0][1])
+    fake_api.press(chat, zolgensma.buttons[0][1])
+    pressed = fake_api.wait_messages(chat, 6)[4:]
+    assert all("Zolgensma" not in plain(m) for m in pressed[1:])
+    assert plain(pressed[1]) == plain(TEXTS.please_ask_again)
+
+
+@pytest.mark.usefixtures("telegram_bot")
+def test_telegram_outage_loses_nothing_keeps_order_and_logs_twice(
+    fake_api: FakeBotAPI, new_chat: Callable[[], int], assistant: Assistant, telegram_logs: Any
+) -> None:
+    """Issue #10, 2 and 4: a 5-second outage delays answers, drops none, logs two lines."""
+    brands = ["Zolgensma", "Kymriah", "Luxturna"]
+    expected = {b: answer_text(assistant, f"what is {b}?", "how much does it cost?") for b in brands}
+    chats = [new_chat() for _ in range(30)]
+    fake_api.outage(5.0)
+    for turn in range(2):
+        for i, chat in enumerate(chats):
+            fake_api.send(chat, f"what is {brands[i % 3]}?" if turn == 0 else "how much does it cost?")
+    for i, chat in enumerate(chats):
+        got = fake_api.wait_messages(chat, 2, timeout=30)
+        assert [plain(m) for m in got] == expected[brands[i % 3]]
+    assert len(fake_api.calls("sendMessage", ok=False)) >= 30
+    lines = [r for r in telegram_logs.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert "cannot take messages" in lines[0].getMessage()
+    assert "again after" in lines[1].getMessage() and ", 0 given up" in lines[1].getMessage()
+    assert not any(r.exc_info for r in telegram_logs.records)
+    assert str(chats[0]) not in telegram_logs.text() and "Zolgensma" not in telegram_logs.text()
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.usefixtures("telegram_bot")
+def test_telegram_four_429s_still_deliver(fake_api: FakeBotAPI, new_chat: Callable[[], int]) -> None:
+    """Issue #10, 2: four 429s with retry_after=1 wait four times, then the answer goes out."""
+    chat = new_chat()
+    fake_api.fail("sendMessage", 429, chat_id=chat, retry_after=1, times=4)
+    fake_api.send(chat, "what is kymriah?")
+    (answer,) = fake_api.wait_messages(chat, 1, timeout=15)
+    calls = fake_api.calls("sendMessage", chat)
+    assert [c.status for c in calls] == [429] * 4 + [200]
+    assert all(b.at - a.at >= 1.0 for a, b in itertools.pairwise(calls))
+    assert "Kymriah" in plain(answer)
+
+
+@pytest.mark.usefixtures("telegram_bot")
+def test_telegram_slow_acknowledgement_is_not_sent_twice(
+    fake_api: FakeBotAPI, new_chat: Callable[[], int]
+) -> None:
+    """Issue #10, 3: a send acknowledged after 5.5 s (past PTB's 5 s default) arrives once."""
+    chat = new_chat()
+    fake_api.slow("sendMessage", 5.5, chat_id=chat)
     fake_api.send(chat, "what is kymriah?")
     fake_api.wait_messages(chat, 1)
+    time.sleep(6.0)
+    assert len(fake_api.calls("sendMessage", chat)) == 1
 
-    polls = fake_api.calls("getUpdates")
-    assert [call.status for call in polls][:3] == [status, status, 200]
-    assert polls[2].at - polls[1].at >= 1.0  # backed off before retrying
-    warnings = [r for r in telegram_logs.records if logged_as in r.getMessage()]
-    assert len(warnings) == 2
-    assert all(r.name == "bot.telegram" and r.levelname == "WARNING" and not r.exc_info for r in warnings)
-    logged = telegram_logs.text()
-    assert "terminated by other getUpdates" not in logged and "Bad Gateway" not in logged
-    assert TOKEN not in logged
+
+@pytest.mark.usefixtures("telegram_bot")
+def test_telegram_urgent_reply_first_and_alone_in_private_and_group(
+    fake_api: FakeBotAPI, new_chat: Callable[[], int], assistant: Assistant
+) -> None:
+    """Issue #8: an urgent reply goes first and alone, without buttons, in private and groups."""
+    question = "my dad has a fever of 104 right now after his kymriah infusion"
+    assert assistant.reply(question).urgent
+    (expected,) = answer_text(assistant, question)
+    chat, group = new_chat(), -new_chat()
+    fake_api.send(chat, question)
+    fake_api.send(group, f"{MENTION} {question}", chat_type="group")
+    for where in (chat, group):
+        (urgent,) = fake_api.wait_messages(where, 1)
+        assert plain(urgent) == expected
+        assert "reply_markup" not in urgent.params
+    time.sleep(0.3)
+    assert len(fake_api.messages(chat)) == 1 and len(fake_api.messages(group)) == 1
 
 
 # -- privacy of logs ------------------------------------------------------------------------------
@@ -677,10 +745,12 @@ def test_telegram_logs_hold_no_token_text_names_or_ids(
     fake_api.wait_messages(group, 1)
     fake_api.wait_call("answerInlineQuery")
 
+    # The 429 of one chat and the 502 of another race: either may open the spell of failures, and
+    # its closing line is written only once the bot has read the first success after it.
+    fake_api.wait_for(lambda: "Telegram takes messages again" in telegram_logs.text(), what="the end line")
     logged = telegram_logs.text()
-    assert "Network error on sendMessage (NetworkError)" in logged  # the log is not empty...
+    assert re.search(r"Telegram cannot take messages now \((RetryAfter|NetworkError)\)", logged)
     assert "Error while handling an update: RuntimeError" in logged
-    assert "Rate limit hit" in logged
     assert TOKEN not in logged and TOKEN.split(":")[1] not in logged  # ...and holds nothing private
     sent = [plain(call) for call in fake_api.calls("sendMessage")]
     for text in [*user_texts, *sent]:

@@ -111,3 +111,69 @@ def test_telegram_entry_point_answers_then_stops_cleanly(
     assert SECRET not in out + err
     assert "what is zolgensma" not in (out + err).lower() and str(chat) not in out + err
     assert fake_api.calls("getUpdates")[-1].params.get("timeout") == 0  # the clean stop confirmed the offset
+
+
+def test_telegram_repeated_409_stops_with_one_line_and_exit_1(
+    fake_api: FakeBotAPI,
+    assistant: Assistant,  # built first, so the subprocess finds the trained classifier cached
+) -> None:
+    """Issue #10, 5: another poller on the token: one clear line and exit 1, not 409s forever."""
+    fake_api.fail("getUpdates", 409, times=1000)
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
+    process = subprocess.run(
+        [*entry_point(), "telegram", "--api-url", fake_api.url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 1, process.stderr
+    mine = [line for line in process.stderr.splitlines() if line.startswith("cgt-bot:")]
+    assert len(mine) == 1 and "another process is polling with this token" in mine[0]
+    assert SECRET not in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        (
+            {"webhook_url": "https://bot.example.org/tg", "listen": "127.0.0.1:8443"},
+            "TELEGRAM_WEBHOOK_SECRET",
+        ),
+        ({"webhook_url": "https://bot.example.org/tg"}, "both --webhook-url"),
+        ({"redis_url": "http://127.0.0.1:6379"}, "redis://HOST:PORT/DB"),
+    ],
+)
+def test_telegram_webhook_and_redis_usage_errors_exit_2(
+    fake_api: FakeBotAPI, capsys: pytest.CaptureFixture[str], options: dict[str, str], phrase: str
+) -> None:
+    assert run(TOKEN, fake_api.url, **options) == 2
+    assert phrase in one_line(capsys.readouterr().err)
+    assert fake_api.calls() == []  # refused before anything was asked of the server
+
+
+def test_telegram_unreachable_redis_exits_1_without_its_password(
+    fake_api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(TOKEN, fake_api.url, redis_url="redis://user:hunter2secret@127.0.0.1:9/0") == 1
+    error = one_line(capsys.readouterr().err)
+    assert "Could not reach Redis at redis://127.0.0.1:9/0" in error and "hunter2secret" not in error
+
+
+def test_telegram_webhook_refused_by_telegram_exits_1_with_its_reason(
+    fake_api: FakeBotAPI,
+    assistant: Assistant,  # built first, so the classifier is cached
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.telegram.webhook_workers import SECRET as WEBHOOK_SECRET
+    from tests.telegram.webhook_workers import free_port
+
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    fake_api.fail("setWebhook", 400, description="Bad Request: bad webhook: HTTPS url must be provided")
+    listen = f"127.0.0.1:{free_port()}"
+    assert run(TOKEN, fake_api.url, webhook_url="http://bot.example.org/tg", listen=listen) == 1
+    error = one_line(capsys.readouterr().err)
+    assert "did not take the webhook" in error and "https url must be provided" in error.lower()
+    assert SECRET not in error and WEBHOOK_SECRET not in error
