@@ -519,6 +519,11 @@ class Assistant:
                 turn.reason = "" if (turn.conditions or turn.groups) else "unknown_condition"
             elif turn.conditions:
                 turn.reason = "condition_info"
+        if intent == "out_of_scope" and not turn.products and not turn.conditions and strong:
+            # "what are the signs of CRS?": a term the knowledge base explains is never out of
+            # scope; its answer (definition, signs, sources) is what the person asked for.
+            turn.intent = intent = "concept_definition"
+            turn.topics = list(strong)
         if intent == "out_of_scope":
             return
         if not on_topic and not turn.from_context:
@@ -527,6 +532,18 @@ class Assistant:
                 turn.intent, turn.reason = "out_of_scope", "off_topic"
                 return
         spec = self.catalog.spec(intent)
+        if (
+            intent == "personal_advice"
+            and self.matcher.screen.asks_about_signs(turn.normalized)
+            and not self.matcher.screen.is_personal_advice(turn.normalized)
+        ):
+            # The classifier hears "should I" in "what fever should I watch for after CAR-T?", but
+            # no decision rule matched: it asks which signs matter, a side-effect question.
+            allowed = {n for n, s in self.catalog.intents.items() if s.needs == "product" and s.aspect}
+            better = self.matcher.best_of(turn.prediction, allowed)
+            if better is not None:
+                turn.intent, turn.confidence = better.intent, better.confidence
+                intent, spec = better.intent, self.catalog.spec(better.intent)
         if intent == "personal_advice" and not on_topic:
             turn.intent, turn.reason = "out_of_scope", "unsure"
             return

@@ -76,9 +76,14 @@ class EmergencyRules(_Model):
     subjects: list[str]
     now_verbs: list[str]
     not_now: list[str]
+    sign_questions: list[str] = Field(
+        default=[], description="Questions about which signs or readings matter; also counted in not_now."
+    )
     now_phrases: list[str] = []
 
-    _check = field_validator("self_harm", "overdose", "always", "now_phrases", "not_now")(_compile_all)
+    _check = field_validator("self_harm", "overdose", "always", "now_phrases", "not_now", "sign_questions")(
+        _compile_all
+    )
 
 
 class SafetyRules(_Model):

@@ -74,7 +74,8 @@ class SafetyScreen:
         self.fuzzy_signs = emergency.fuzzy_signs
         self.subjects = frozenset(emergency.subjects)
         self.now_verbs = frozenset(emergency.now_verbs)
-        self.not_now = _any(emergency.not_now)
+        self.not_now = _any([*emergency.not_now, *emergency.sign_questions])
+        self.sign_questions = _any(emergency.sign_questions) if emergency.sign_questions else None
         self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
         self.personal = _any(rules.personal_advice)
         self.personal_in_domain = (
@@ -260,6 +261,10 @@ class SafetyScreen:
         if any(self._told_as_now(sentence_tokens, signs) for sentence_tokens, signs in live):
             return False
         return bool(self.not_now.search(normalized)) or not self._has_person(tokens)
+
+    def asks_about_signs(self, normalized: str) -> bool:
+        """Whether the message asks which signs or readings matter ("what fever should I watch for?")."""
+        return self.sign_questions is not None and bool(self.sign_questions.search(normalized))
 
     def is_personal_advice(self, normalized: str, in_domain: bool = True) -> bool:
         """Whether the message asks for a decision or a dose for a particular person.

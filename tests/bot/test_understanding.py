@@ -159,3 +159,26 @@ def test_understanding_whats_new_is_a_list_to_pick_from(assistant: Assistant) ->
     )
     reply = assistant.reply("tell me more about the first one", session="new")
     assert reply.products == [shown.id]
+
+
+STRONG_TOPICS = sorted(t for t, topic in KB.topics.items() if not topic.weak)
+
+
+@pytest.mark.parametrize("topic_id", STRONG_TOPICS)
+def test_understanding_a_term_the_knowledge_base_explains_is_never_out_of_scope(
+    assistant: Assistant, topic_id: str
+) -> None:
+    topic = KB.topics[topic_id]
+    reply = assistant.reply(f"what are the signs of {topic.name}?")
+    assert reply.intent != "out_of_scope", reply.text
+    assert topic_id in reply.topics or reply.products, (reply.intent, reply.topics)
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+def test_understanding_which_signs_to_watch_for_is_a_side_effect_question(
+    assistant: Assistant, topic_id: str
+) -> None:
+    """'should I' in a question about which signs matter is not a request for a decision."""
+    reply = assistant.reply(f"what fever should I watch for after {KB.topics[topic_id].name}?")
+    assert reply.intent == "product_side_effects", reply.text
+    assert not reply.urgent
