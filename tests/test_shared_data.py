@@ -10,7 +10,9 @@ import pytest
 from bot import Assistant
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder is absent")
+pytestmark = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"SKIPPED: shared data folder not found at {SHARED} (../shared/data)"
+)
 
 SMALL_TALK = {
     "what_can_i_ask_you": {"help"},
