@@ -13,9 +13,12 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot.errors import CgtBotError, UsageError
+
+if TYPE_CHECKING:
+    from bot.assistant import Assistant
 
 __all__ = ["build_parser", "main"]
 
@@ -74,7 +77,7 @@ def _configure_logging(level: str) -> None:
 FIRST_START = "first start: training the intent classifier (a few seconds, once)..."
 
 
-def _assistant():  # type: ignore[no-untyped-def]
+def _assistant() -> Assistant:
     from bot.terminal import Progress
 
     # A spinner on a terminal while the assistant loads (over a second); one line otherwise,
@@ -119,7 +122,7 @@ def _ask_jsonl(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     bad = total = 0
     for number, line in enumerate(_lines(stdin), start=1):
         total = number
-        out: dict = {}
+        out: dict[str, object] = {}
         if line is None:
             out = {"error": f"line {number} is not UTF-8 text"}
         else:

@@ -9,8 +9,15 @@ import pytest
 
 from bot import Assistant
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder is absent")
+_REPO = Path(__file__).resolve().parents[1]
+# ../shared beside the checkout (or beside a parent folder, for a worktree under wt/).
+SHARED = next(
+    (p / "shared" / "data" for p in _REPO.parents if (p / "shared" / "data").is_dir()),
+    _REPO.parent / "shared" / "data",
+)
+pytestmark = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"SKIPPED: shared data folder not found at {SHARED} (../shared/data)"
+)
 
 SMALL_TALK = {
     "what_can_i_ask_you": {"help"},
