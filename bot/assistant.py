@@ -560,8 +560,13 @@ class Assistant:
             if turn.did_you_mean:
                 turn.reason = "did_you_mean"
             elif spec.aspect and (cls := self._class_of(turn)) is not None:
-                # "side effects of CAR-T?": answered for the whole class from its class facts.
-                turn.reason, turn.cls = "class", cls
+                # "side effects of CAR-T?": answered for the whole class from its class facts. A term
+                # of that class named too ("does CAR-T still need a REMS?") is what was asked about.
+                specific = self._terms_of(cls, strong)
+                if specific:
+                    turn.intent, turn.topics = "concept_definition", specific
+                else:
+                    turn.reason, turn.cls = "class", cls
             elif intent == "product_compare" and len(turn.topics) >= 1:
                 turn.intent = "concept_compare"
             elif therapy_topics and not (turn.conditions or turn.groups):
@@ -612,6 +617,14 @@ class Assistant:
     def _class_of(self, turn: _Turn) -> str | None:
         """The class of therapy a message asks about (a topic with members), if any."""
         return next((t for t in turn.topics if self.knowledge.class_members(t)), None)
+
+    def _terms_of(self, cls: str, topics: list[str]) -> list[str]:
+        """The named terms, not classes of therapy, that the knowledge base relates to ``cls``."""
+        return [
+            t
+            for t in topics
+            if t != cls and not self.knowledge.class_members(t) and cls in self.knowledge.topics[t].related
+        ]
 
     def _strong(self, topics: list[str]) -> list[str]:
         return [t for t in topics if not self.knowledge.topics[t].weak]
