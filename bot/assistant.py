@@ -623,7 +623,7 @@ class Assistant:
         return [
             t
             for t in topics
-            if t != cls and not self.knowledge.class_members(t) and cls in self.knowledge.topics[t].related
+            if not self.knowledge.class_members(t) and cls in self.knowledge.topics[t].related
         ]
 
     def _strong(self, topics: list[str]) -> list[str]:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from bot import Assistant
+from tests.auxil.shared import shared_path
 
-_REPO = Path(__file__).resolve().parents[1]
-# ../shared beside the checkout (or beside a parent folder, for a worktree under wt/).
-SHARED = next(
-    (p / "shared" / "data" for p in _REPO.parents if (p / "shared" / "data").is_dir()),
-    _REPO.parent / "shared" / "data",
-)
-pytestmark = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"SKIPPED: shared data folder not found at {SHARED} (../shared/data)"
-)
+SHARED = shared_path("data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder not found at {SHARED}")
 
 SMALL_TALK = {
     "what_can_i_ask_you": {"help"},

@@ -188,7 +188,7 @@ CLASS_TERMS = sorted(
     (cls, t)
     for cls in CLASSES
     for t, topic in KB.topics.items()
-    if cls in topic.related and not topic.weak and not KB.class_members(t) and t != cls
+    if cls in topic.related and not topic.weak and not KB.class_members(t)
 )
 
 

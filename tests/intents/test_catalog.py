@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+
+import pytest
 
 from intents import load_catalog
+from tests.auxil.shared import REPO, shared_path
 
-REPO = Path(__file__).resolve().parents[2]
 # Vendored copy so CI on a clean clone (no ../shared) checks the table too; kept identical to the shared spec.
 CONTRACT = REPO / "docs" / "CONTRACT.md"
-# ../shared beside the checkout (or beside a parent folder, for a worktree under wt/).
-SHARED_CONTRACT = next(
-    (
-        p / "shared" / "spec" / "CONTRACT.md"
-        for p in REPO.parents
-        if (p / "shared" / "spec" / "CONTRACT.md").exists()
-    ),
-    REPO.parent / "shared" / "spec" / "CONTRACT.md",
-)
+SHARED_CONTRACT = shared_path("spec/CONTRACT.md")
 CATALOG = load_catalog()
 CONTRACT_INTENTS = {
     "greeting", "thanks", "help", "about_bot", "sources", "whats_new", "emergency", "personal_advice",
@@ -42,8 +35,6 @@ def test_catalog_matches_the_contract_table() -> None:
 
 def test_vendored_contract_is_the_shared_one() -> None:
     if not SHARED_CONTRACT.exists():
-        import pytest
-
         pytest.skip(f"shared contract not found at {SHARED_CONTRACT}")
     assert CONTRACT.read_bytes() == SHARED_CONTRACT.read_bytes()
 
