@@ -96,6 +96,9 @@ class Tense(_Model):
     asking_words: list[str] = []
     future: list[str] = []
     requests: list[str] = []
+    story_words: int = 40
+    story_probability: float = 0.8
+    figurative: list[str] = []
 
     def asks_for_information(self, sentence: str) -> bool:
         """Whether the sentence asks for facts in words, not with a question mark."""

@@ -71,6 +71,7 @@ class SafetyScreen:
         self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
         self.vitals = Vitals()
         self.tense = load_tense()
+        self.figurative = _any(self.tense.figurative) if self.tense.figurative else None
         self.fuzzy_signs = emergency.fuzzy_signs
         self.subjects = frozenset(emergency.subjects)
         self.now_verbs = frozenset(emergency.now_verbs)
@@ -154,9 +155,20 @@ class SafetyScreen:
             return "overdose"
         if self._rules_say_emergency(normalized):
             return "symptoms"
-        if self.model.is_urgent(normalized) and not self._calm(normalized):
+        if self._model_alarm(normalized) and not self._calm(normalized):
             return "model"
         return None
+
+    def _model_alarm(self, normalized: str) -> bool:
+        """The model's call; in a long story, only a clear one.
+
+        A story's background (a diagnosis, missed school, a long drive to the clinic) pushes the
+        model up with no sign of trouble now, which the rules would have found.
+        """
+        probability = self.model.probability(normalized)
+        if len(normalized.split()) > self.tense.story_words:
+            return probability >= max(self.model.threshold, self.tense.story_probability)
+        return probability >= self.model.threshold
 
     def _rules_catch(self, text: str) -> bool:
         return bool(self.self_harm.search(text) or self.is_overdose(text) or self._rules_say_emergency(text))
@@ -198,7 +210,10 @@ class SafetyScreen:
         """The sentence's tokens, and its signs that are neither conditional nor history."""
         tokens = tokens_of(sentence)
         live = []
+        figurative = self._figurative_positions(tokens)
         for at in self._sign_positions(tokens):
+            if at in figurative:
+                continue
             start = max((i + 1 for i in range(at) if tokens[i] in _CLAUSE_MARKS), default=0)
             end = next((i for i in range(at, len(tokens)) if tokens[i] in _CLAUSE_MARKS), len(tokens))
             # "call if over 38", "wont tell us if hes confused": a sign after if/when is not a report.
@@ -209,6 +224,18 @@ class SafetyScreen:
                 continue
             live.append(at)
         return tokens, live
+
+    def _figurative_positions(self, tokens: list[str]) -> set[int]:
+        """Token positions inside a phrase that uses a sign word of the asker's understanding."""
+        if self.figurative is None:
+            return set()
+        joined = " ".join(tokens)
+        return {
+            joined[:at].count(" ")
+            for match in self.figurative.finditer(joined)
+            for at in range(match.start(), match.end())
+            if at == 0 or joined[at - 1] == " "
+        }
 
     def _past_told(self, tokens: list[str], start: int, at: int, clause: str) -> bool:
         """A past verb just before the sign and no word in its clause that says it is now."""

@@ -108,3 +108,23 @@ def test_safety_neurotoxicity_signs_told_as_now_are_urgent(assistant: Assistant,
 @pytest.mark.parametrize("text", ["can breyanzi make you shaky?", "is trembling a side effect of car-t"])
 def test_safety_questions_about_neurotoxicity_are_not_urgent(assistant: Assistant, text: str) -> None:
     assert not assistant.reply(text).urgent
+
+
+def _long_stories(assistant: Assistant) -> list[dict]:
+    """Every labelled message of the question sets long enough to be read as a story."""
+    words = assistant.matcher.screen.tense.story_words
+    names = ["dev.jsonl", "probe.jsonl", *sorted(p.name for p in DATA.glob("final_*.jsonl"))]
+    return [row for name in names for row in _rows(name) if len(row["text"].split()) > words]
+
+
+def test_safety_long_stories_are_urgent_only_when_labelled(assistant: Assistant) -> None:
+    # Background (a diagnosis, a parent's confusion, what the last doctor did not know) is not
+    # trouble now; the question at the end of the story is what gets answered.
+    stories = _long_stories(assistant)
+    assert len(stories) >= 20
+    wrong = [
+        r["text"]
+        for r in stories
+        if assistant.reply(r["text"]).urgent != (r.get("urgent") is True or r["intent"] == "emergency")
+    ]
+    assert wrong == []
