@@ -36,6 +36,7 @@ from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
 from knowledge.resolver import Resolution, Resolver, common_words, normalize
+from knowledge.schema import Product
 
 __all__ = ["Assistant", "build_nlp"]
 
@@ -154,6 +155,8 @@ class _Turn:
     domain_word: bool = False
     cls: str | None = None
     listed: list[str] = field(default_factory=list)
+    aspect: str | None = None
+    choices: list[str] = field(default_factory=list)
 
 
 class Assistant:
@@ -190,6 +193,7 @@ class Assistant:
         self._suggestion_cache: dict[tuple[str | None, ...], list[str]] = {}
         scope = self.catalog.scope
         self._follow_words = frozenset(scope.follow_up_words)
+        self._name_fillers = frozenset(scope.name_fillers)
         self._treatment_words = frozenset(scope.treatment_words)
         self._use_words = frozenset(scope.use_words)
         self._therapy_topics = frozenset(scope.therapy_topics)
@@ -344,7 +348,7 @@ class Assistant:
 
     def _is_follow_up(self, turn: _Turn, context: Context) -> bool:
         words = turn.normalized.split()
-        return bool(context.products or context.conditions or context.topics) and (
+        return bool(context.products or context.conditions or context.topics or context.listed) and (
             len(words) <= self.catalog.scope.follow_up_max_words
             or any(w.strip("?.!,") in self._follow_words for w in words)
         )
@@ -355,7 +359,11 @@ class Assistant:
         masked = turn.resolution.masked
         words = masked.split()
         pronouns = _PRONOUNS
-        if not context.products or turn.did_you_mean or not self._is_follow_up(turn, context):
+        if (
+            not (context.products or context.listed)
+            or turn.did_you_mean
+            or not self._is_follow_up(turn, context)
+        ):
             return masked
         if any(m.id not in self.resolver.unmasked for m in turn.resolution.mentions):
             # "how is it different from Tecelra?": "it" is the product talked about before.
@@ -371,19 +379,31 @@ class Assistant:
         """ "How much is the second one?", "the hemophilia B one", "which one works better?"."""
         assert turn.resolution is not None
         words = [w.strip("?.!,") for w in turn.normalized.split()]
-        if turn.products or not context.listed or len(words) > self.catalog.scope.follow_up_max_words + 3:
+        candidates = context.listed or (context.recent[-2:] if len(context.recent) >= 2 else [])
+        if turn.products or not candidates or len(words) > self.catalog.scope.follow_up_max_words + 3:
             return
         scope = self.catalog.scope
-        listed = [self.knowledge.products[p] for p in context.listed if p in self.knowledge.products]
+        listed = [self.knowledge.products[p] for p in candidates if p in self.knowledge.products]
         position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
         current = set(context.products)
+        one = "one" in words or "ones" in words
+        if not context.listed and (
+            position is not None
+            or not (set(words) & set(scope.list_words) or (one and self._described(words, listed)))
+        ):
+            # The products talked about one after the other are no list to count in, but "which
+            # one", "both" or "the newer one" can still mean them.
+            return
         if position is not None and -len(listed) <= position <= len(listed) and position != 0:
             picked = [listed[position - 1 if position > 0 else position]]
         elif set(words) & set(scope.other_words) and current and current < {p.id for p in listed}:
             # "the other one": the listed products not talked about just now.
             picked = [p for p in listed if p.id not in current]
-        elif turn.conditions and ("one" in words or "ones" in words):
+        elif turn.conditions and one:
             picked = [p for p in listed if set(turn.conditions) & set(p.conditions)]
+        elif one and (described := self._described(words, listed)):
+            # "the one from BMS", "the newer one", "the CRISPR one".
+            picked = described
         elif set(words) & set(scope.list_words):
             picked = listed
         else:
@@ -398,6 +418,8 @@ class Assistant:
             "xproductx" if w.strip("?.!,") in refer or w.strip("?.!,").isdigit() else w
             for w in turn.resolution.masked.split()
         )
+        # "the second one" is one product, read as one name.
+        masked = re.sub(r"\bxproductx(?: xproductx)+\b", "xproductx", masked)
         allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
         asked = [w for w in masked.split() if w != "xproductx" and w.strip("?.!,") not in self._follow_words]
         asked = [w for w in asked if w.strip("?.!,")]
@@ -407,10 +429,40 @@ class Assistant:
             turn.intent = previous
             return
         better = self.matcher.best_of(self.matcher.classify(turn.normalized, masked), allowed)
-        if self.catalog.spec(turn.intent).needs != "product" and better is not None:
+        if better is not None and (
+            self.catalog.spec(turn.intent).needs != "product" or better.confidence > turn.confidence
+        ):
+            # Read with the picked product in place, the question is clearer than without it.
             turn.intent, turn.confidence = better.intent, better.confidence
-        if len(picked) > 1 and turn.intent == "product_overview":
+        if len(picked) > 1 and (
+            turn.intent == "product_overview" or set(words) & set(scope.comparative_words)
+        ):
+            # "which one has fewer risks?": the aspect asked, compared across the products.
+            spec = self.catalog.spec(turn.intent)
+            turn.aspect = spec.aspect if turn.intent != "product_compare" else None
             turn.intent = "product_compare"
+
+    def _described(self, words: list[str], listed: list[Product]) -> list[Product]:
+        """The listed products a follow-up describes: by maker, kind of technology or age."""
+        ages = self.catalog.scope.recency_words
+        # "the newer one", not "for older kids".
+        recency = next(
+            (
+                ages[w]
+                for w, after in zip(words, [*words[1:], "one"], strict=True)
+                if w in ages and after in ("one", "ones")
+            ),
+            None,
+        )
+        if recency is not None and all(p.first_approval for p in listed):
+            dated = sorted(listed, key=lambda p: str(p.first_approval))
+            return [dated[-1] if recency == "newest" else dated[0]]
+        asked = set(words) - self.nlp.Defaults.stop_words - {"one", "ones"}
+        marks = {p.id: self.knowledge.descriptors(p.id) for p in listed}
+        shared = set.intersection(*marks.values()) if marks else set()
+        scores = {pid: len(asked & (found - shared)) for pid, found in marks.items()}
+        best = max(scores.values(), default=0)
+        return [p for p in listed if best and scores[p.id] == best]
 
     def _apply_context(self, turn: _Turn, context: Context) -> None:
         """Fill what a follow-up leaves out from the conversation so far."""
@@ -418,7 +470,8 @@ class Assistant:
         self._pick_from_list(turn, context)
         if turn.from_context:
             return
-        masked_words = [w for w in turn.resolution.masked.split() if w not in self._follow_words]
+        fillers = self._follow_words | self._name_fillers
+        masked_words = [w for w in turn.resolution.masked.split() if w.strip("?.!,") not in fillers]
         only_names = bool(masked_words) and all(w.startswith("x") and w.endswith("x") for w in masked_words)
         previous = context.intent or ""
         unsure = turn.prediction is not None and turn.prediction.confidence < 0.9
@@ -465,6 +518,9 @@ class Assistant:
         if context.products and (wants_product or turn.intent in ("about_bot", "sources")):
             turn.products = list(context.products)
             turn.from_context = True
+        elif context.listed and wants_product and self._points_back(turn):
+            # "is it given only once?" after a list of several: ask which one, with the list as buttons.
+            turn.reason, turn.choices = "which_listed", list(context.listed)
         elif (
             context.conditions
             and not turn.conditions
@@ -559,6 +615,8 @@ class Assistant:
         if needs == "product" and not turn.products:
             if turn.did_you_mean:
                 turn.reason = "did_you_mean"
+            elif turn.choices:
+                pass  # asked back with the listed products as choices
             elif spec.aspect and (cls := self._class_of(turn)) is not None:
                 # "side effects of CAR-T?": answered for the whole class from its class facts. A term
                 # of that class named too ("does CAR-T still need a REMS?") is what was asked about.
@@ -609,6 +667,10 @@ class Assistant:
             and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
         )
 
+    def _points_back(self, turn: _Turn) -> bool:
+        """The message says "it", "that one" or the like: it refers to something said before."""
+        return bool({w.strip("?.!,") for w in turn.normalized.split()} & (_PRONOUNS | {"one"}))
+
     def _names_own_class(self, turn: _Turn) -> bool:
         """A class of therapy named with no "it" or "they" pointing back to an earlier product."""
         words = {w.strip("?.!,") for w in turn.normalized.split()}
@@ -654,6 +716,8 @@ class Assistant:
             "cls": kb.topics[turn.cls] if turn.cls else None,
             "aspect": spec.aspect if spec is not None else None,
             "members": kb.class_members(turn.cls) if turn.cls else [],
+            "choices": [kb.products[p] for p in turn.choices if p in kb.products],
+            "compared": turn.aspect,
             "intent": turn.intent,
             "reason": turn.reason,
             "products": products,
@@ -730,9 +794,9 @@ class Assistant:
         if unsure and not context["products"] and turn.resolution is not None:
             out += [self._retry(turn.resolution, product.brand) for product in unsure]
         spec = self.catalog.intents.get(turn.intent)
-        if spec is not None and spec.question and context["members"]:
-            # Under a class answer, the same question about each product of the class.
-            for product in context["members"][:4]:
+        if spec is not None and spec.question and (context["members"] or context["choices"]):
+            # Under a class answer or a "which one?", the same question about each product.
+            for product in (context["members"] or context["choices"])[:4]:
                 out.append(self.renderer.render_string(spec.question, **{**context, "p": product}))
             return out
         if spec is not None and not (spec.needs == "product" and context["p"] is None):

@@ -111,6 +111,15 @@ class ScopeRules(_Model):
     other_words: list[str] = Field(
         default=[], description="Words that pick the listed items not just talked about."
     )
+    name_fillers: list[str] = Field(
+        default=[], description="Words that leave a follow-up a bare name ('and for Aucatzyl?')."
+    )
+    recency_words: dict[str, Literal["newest", "oldest"]] = Field(
+        default={}, description="Words that pick the newest or the oldest listed product."
+    )
+    comparative_words: list[str] = Field(
+        default=[], description="Words that make 'which one ...?' over several products a comparison."
+    )
     min_confidence: float = Field(ge=0, le=1)
     shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,31 @@ class KnowledgeBase:
             for p in self.listed_products()
             if set(rule.technologies) & set(p.technologies) or p.kind in rule.kinds
         ]
+
+    def descriptors(self, product_id: str) -> set[str]:
+        """Lowercase words a person may use to pick a product out of a list ("the one from BMS").
+
+        The maker's name and the companies in its history, with their initials ("Bristol Myers
+        Squibb": bms), and the names and aliases of the product's technologies ("the CRISPR one").
+        """
+        product = self.products[product_id]
+        names: list[str] = []
+        if product.maker is not None:
+            names += [product.maker.name, *(c.company for c in product.maker.history)]
+            names += [c.to for c in product.maker.history if c.to]
+        words: set[str] = set()
+        for name in names:
+            parts = re.findall(r"[A-Za-z][A-Za-z&]+", name.split("(")[0])
+            capitals = [w for w in parts if w[0].isupper()]
+            words |= {w.lower() for w in parts}
+            if len(capitals) >= 2:
+                words.add("".join(w[0] for w in capitals).lower())
+        for tech in product.technologies:
+            topic = self.topics.get(tech)
+            if topic is not None:
+                for name in (topic.name, *topic.aliases):
+                    words |= set(re.findall(r"[a-z0-9]+", name.lower()))
+        return words
 
     def comparison(self, first: str, second: str) -> Comparison | None:
         """The written comparison of two topics, in either order, if there is one."""

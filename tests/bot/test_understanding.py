@@ -204,3 +204,83 @@ def test_understanding_a_term_named_with_its_class_is_what_was_asked(
     assert term_id in reply.topics, (reply.intent, reply.topics)
     if reply.intent == "concept_definition":
         assert KB.topics[term_id].definition.text in reply.text
+
+
+LISTS = [g for g in GROUPS if len(KB.products_under(g)) >= 2]
+
+
+def _shown(group_id: str, session: str, assistant: Assistant) -> list:
+    first = assistant.reply(f"is there any treatment for {KB.groups[group_id].name}?", session=session)
+    assert first.intent == "condition_treatments", first.text
+    return sorted(KB.products_under(group_id), key=lambda p: first.text.find(p.brand))
+
+
+@pytest.mark.parametrize("group_id", LISTS)
+def test_understanding_the_one_from_a_maker_picks_it_from_the_list(
+    assistant: Assistant, group_id: str
+) -> None:
+    shown = _shown(group_id, f"maker:{group_id}", assistant)
+    makers = {p.id: KB.descriptors(p.id) for p in shown}
+    # A maker word that only one listed product has, as a person would write it.
+    unique = [
+        (p, sorted(makers[p.id] - set().union(*(makers[q.id] for q in shown if q is not p))))
+        for p in shown
+        if p.maker is not None
+    ]
+    product, _ = next(
+        ((p, w) for p, w in unique if p.maker and p.maker.name.split()[0].lower() in w), (None, [])
+    )
+    if product is None:
+        pytest.skip("no listed product has a maker word of its own")
+    name = product.maker.name.split()[0]
+    reply = assistant.reply(f"what about the one from {name}?", session=f"maker:{group_id}")
+    assert reply.products == [product.id], (name, reply.text)
+
+
+@pytest.mark.parametrize("group_id", LISTS)
+def test_understanding_the_newer_one_is_the_latest_approved(assistant: Assistant, group_id: str) -> None:
+    shown = _shown(group_id, f"newer:{group_id}", assistant)
+    newest = max(shown, key=lambda p: str(p.first_approval))
+    if sum(str(p.first_approval) == str(newest.first_approval) for p in shown) > 1:
+        pytest.skip("two products share the newest approval date")
+    reply = assistant.reply("how much is the newer one?", session=f"newer:{group_id}")
+    assert reply.intent == "product_cost" and reply.products == [newest.id], reply.text
+
+
+@pytest.mark.parametrize("group_id", LISTS)
+def test_understanding_it_after_a_list_of_several_asks_which_one(assistant: Assistant, group_id: str) -> None:
+    shown = _shown(group_id, f"which:{group_id}", assistant)
+    reply = assistant.reply("is it given only once?", session=f"which:{group_id}")
+    assert reply.intent == "product_administration" and reply.products == [], reply.text
+    assert "Which one do you mean" in reply.text
+    # The buttons ask the same question of the listed products.
+    assert reply.suggestions and all(any(p.brand in s for p in shown) for s in reply.suggestions)
+
+
+PRODUCTS = sorted(p.id for p in KB.listed_products() if p.side_effects is not None)
+
+
+@pytest.mark.parametrize("product_id", PRODUCTS)
+def test_understanding_and_for_another_product_asks_the_same_question(
+    assistant: Assistant, product_id: str
+) -> None:
+    other = PRODUCTS[(PRODUCTS.index(product_id) + 1) % len(PRODUCTS)]
+    session = f"and-for:{product_id}"
+    assistant.reply(f"what are the side effects of {KB.products[other].brand}?", session=session)
+    reply = assistant.reply(f"and for {KB.products[product_id].brand}?", session=session)
+    assert reply.intent == "product_side_effects" and reply.products == [product_id], reply.text
+
+
+@pytest.mark.parametrize("product_id", PRODUCTS)
+def test_understanding_which_one_with_a_comparative_compares_the_aspect(
+    assistant: Assistant, product_id: str
+) -> None:
+    other = PRODUCTS[(PRODUCTS.index(product_id) + 1) % len(PRODUCTS)]
+    session = f"fewer:{product_id}"
+    assistant.reply(f"what does {KB.products[other].brand} cost?", session=session)
+    assistant.reply(f"and {KB.products[product_id].brand}?", session=session)
+    reply = assistant.reply("which one has fewer side effects?", session=session)
+    assert reply.intent == "product_compare" and set(reply.products) == {other, product_id}, reply.text
+    for pid in (other, product_id):
+        side_effects = KB.products[pid].side_effects
+        assert side_effects is not None and side_effects.text in reply.text
