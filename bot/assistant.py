@@ -360,7 +360,7 @@ class Assistant:
         words = masked.split()
         pronouns = _PRONOUNS
         if (
-            not (context.products or context.listed)
+            not (context.products or context.listed or self._context_class(context))
             or turn.did_you_mean
             or not self._is_follow_up(turn, context)
         ):
@@ -506,7 +506,7 @@ class Assistant:
         specific = self._specific.get(turn.intent)
         if (
             specific
-            and context.products
+            and (context.products or self._context_class(context))
             and not (turn.conditions or turn.groups or self._strong(turn.topics))
         ):
             # "how much is it?" read as a general cost question is about the product talked about.
@@ -518,7 +518,10 @@ class Assistant:
         if context.products and (wants_product or turn.intent in ("about_bot", "sources")):
             turn.products = list(context.products)
             turn.from_context = True
-        elif context.listed and wants_product and self._points_back(turn):
+        elif wants_product and (cls := self._context_class(context)):
+            # "is it safe?" after an answer about CAR-T: the class is what "it" means.
+            turn.topics, turn.from_context = [cls, *(t for t in turn.topics if t != cls)], True
+        elif context.listed and wants_product:
             # "is it given only once?" after a list of several: ask which one, with the list as buttons.
             turn.reason, turn.choices = "which_listed", list(context.listed)
         elif (
@@ -557,6 +560,10 @@ class Assistant:
             if better is not None:
                 turn.intent, turn.confidence = better.intent, better.confidence
                 intent = better.intent
+        specific = self._specific.get(intent)
+        if specific and turn.products and self.catalog.spec(intent).needs == "domain":
+            # "can you pay for Zolgensma in installments?": the general answer, asked of one product.
+            turn.intent = intent = specific
         therapy_topics = [t for t in strong if t in self._therapy_topics]
         long_small_talk = intent in SMALL_TALK and len(turn.normalized.split()) > 10
         if (
@@ -667,9 +674,9 @@ class Assistant:
             and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
         )
 
-    def _points_back(self, turn: _Turn) -> bool:
-        """The message says "it", "that one" or the like: it refers to something said before."""
-        return bool({w.strip("?.!,") for w in turn.normalized.split()} & (_PRONOUNS | {"one"}))
+    def _context_class(self, context: Context) -> str | None:
+        """The class of therapy the conversation is about, if any."""
+        return next((t for t in context.topics if self.knowledge.class_members(t)), None)
 
     def _names_own_class(self, turn: _Turn) -> bool:
         """A class of therapy named with no "it" or "they" pointing back to an earlier product."""
@@ -851,6 +858,11 @@ class Assistant:
             if not turn.from_context:
                 context.turns = 0
             context.products = turn.products or ([] if turn.conditions or turn.topics else context.products)
+            if not turn.from_context:
+                # What this message named is the subject now: "is it safe?" after "how does CAR-T
+                # work?" asks about CAR-T.
+                context.conditions = list(turn.conditions)
+                context.topics = self._strong(turn.topics)
         if len(turn.listed) == 1 and not turn.products:
             # An answer that lists one product ("for Duchenne: Elevidys") makes it what "it" means next.
             context.products = list(turn.listed)

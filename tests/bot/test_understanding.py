@@ -284,3 +284,29 @@ def test_understanding_which_one_with_a_comparative_compares_the_aspect(
     for pid in (other, product_id):
         side_effects = KB.products[pid].side_effects
         assert side_effects is not None and side_effects.text in reply.text
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products() if p.cost is not None))
+def test_understanding_a_general_cost_question_naming_a_product_is_about_it(
+    assistant: Assistant, product_id: str
+) -> None:
+    reply = assistant.reply(f"why is {KB.products[product_id].brand} so expensive?")
+    assert reply.intent == "product_cost" and reply.products == [product_id], reply.text
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+@pytest.mark.parametrize("aspect", sorted(ASPECT_QUESTIONS))
+def test_understanding_it_after_a_class_answer_is_the_class(
+    assistant: Assistant, topic_id: str, aspect: str
+) -> None:
+    topic = KB.topics[topic_id]
+    if aspect not in topic.aspects:
+        pytest.skip(f"{topic_id} has no {aspect} fact for the whole class")
+    session = f"class-it:{topic_id}:{aspect}"
+    first = assistant.reply(f"what is {topic.name}?", session=session)
+    if topic_id not in first.topics:
+        pytest.xfail(f"read as {first.intent} {first.topics}")
+    intent, question = ASPECT_QUESTIONS[aspect]
+    reply = assistant.reply(question.format("it"), session=session)
+    assert reply.intent == intent and reply.products == [], reply.text
+    assert topic.aspects[aspect].text in reply.text
