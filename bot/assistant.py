@@ -624,6 +624,9 @@ class Assistant:
                 turn.reason = "did_you_mean"
             elif turn.choices:
                 pass  # asked back with the listed products as choices
+            elif spec.for_condition and (turn.conditions or turn.groups):
+                # "cell therapy for knee cartilage": what is approved for it, of that class if named.
+                turn.intent = spec.for_condition
             elif spec.aspect and (cls := self._class_of(turn)) is not None:
                 # "side effects of CAR-T?": answered for the whole class from its class facts. A term
                 # of that class named too ("does CAR-T still need a REMS?") is what was asked about.
@@ -638,8 +641,6 @@ class Assistant:
                 # "stem cells for my lazy eye", "how is stem cell therapy given": a therapy named
                 # with no product or class behind it gets what is approved, honestly, not "which one?".
                 turn.intent, turn.reason = "condition_treatments", "unknown_condition"
-            elif intent in ("product_uses", "product_overview") and (turn.conditions or turn.groups):
-                turn.intent = "condition_treatments"
             elif spec.general and self._satisfies(spec.general, turn, on_topic):
                 turn.intent = spec.general
             elif on_topic or (self._bare_product_question(turn) and turn.confidence >= 0.5):

@@ -54,6 +54,10 @@ class IntentSpec(_Model):
     question: str | None = Field(
         default=None, description="This question about one product `p`, offered under class answers."
     )
+    for_condition: str | None = Field(
+        default=None,
+        description="Intent to use when a condition is named and no product ('cell therapy for burns').",
+    )
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
@@ -189,8 +193,10 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     for spec in intents.values():
         if not (responses / f"{spec.name}.j2").exists():
             problems.append(Problem("intents/data/responses", f"{spec.name}.j2: no answer template"))
-        if spec.general and spec.general not in intents:
-            problems.append(Problem("intents/data/intents.yaml", f"{spec.name}.general: unknown intent"))
+        for key in ("general", "for_condition"):
+            target = getattr(spec, key)
+            if target and target not in intents:
+                problems.append(Problem("intents/data/intents.yaml", f"{spec.name}.{key}: unknown intent"))
         if spec.name not in examples:
             problems.append(Problem("intents/data/examples", f"{spec.name}.yaml: no examples"))
     seen: dict[str, str] = {}

@@ -163,6 +163,13 @@ class Resolver:
         self.fuzzy_words = [form for form in self.names if len(form) >= 5 and " " not in form]
         self.fuzzy_pairs = [form for form in self.names if len(form) >= 5 and form.count(" ") == 1]
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
+        # A group's own one-word name, long enough to tell apart ("leukemia", "lymphoma"), may be
+        # misspelt ("leukmia"); its aliases and short names are everyday words and must match exactly.
+        self.fuzzy_groups = frozenset(
+            form
+            for g in kb.groups.values()
+            if " " not in (form := " ".join(normalize(g.name).split())) and len(form) >= 7
+        )
         # Everyday ideas keep their words: "covered by insurance" says what is asked.
         self.unmasked = frozenset(t.id for t in kb.topics.values() if t.weak or t.keep_words)
         # A class of therapy stands where a product would ("side effects of CAR-T"), so it has a
@@ -339,7 +346,7 @@ class Resolver:
         for form, score, _ in results:
             for target in self.names.get(form, set()) | self.squashed.get(form, set()):
                 # Group names are everyday words ("dystrophy", "tumors"): exact matches only.
-                if target[0] != "group":
+                if target[0] != "group" or form in self.fuzzy_groups:
                     scores[target] = max(scores.get(target, 0.0), float(score))
         # Ties are broken by kind and id, never by set order, so every run answers alike.
         return sorted(scores.items(), key=lambda item: (-item[1], _KIND_ORDER[item[0][0]], item[0][1]))

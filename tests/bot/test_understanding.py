@@ -310,3 +310,18 @@ def test_understanding_it_after_a_class_answer_is_the_class(
     reply = assistant.reply(question.format("it"), session=session)
     assert reply.intent == intent and reply.products == [], reply.text
     assert topic.aspects[aspect].text in reply.text
+
+
+ONE_WORD_GROUPS = sorted(g for g in GROUPS if " " not in KB.groups[g].name and len(KB.groups[g].name) >= 7)
+
+
+@pytest.mark.parametrize("group_id", ONE_WORD_GROUPS)
+def test_understanding_a_misspelt_umbrella_condition_is_still_found(
+    assistant: Assistant, group_id: str
+) -> None:
+    name = KB.groups[group_id].name
+    misspelt = name[:4] + name[5:]  # one letter dropped, as people type on a phone
+    reply = assistant.reply(f"{misspelt} treatments")
+    assert reply.intent == "condition_treatments", (misspelt, reply.text)
+    for product in KB.products_under(group_id):
+        assert product.brand in reply.text
