@@ -15,7 +15,6 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import spacy
@@ -26,12 +25,14 @@ from spacy.lookups import Lookups
 from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
+from bot.policy import Decider
 from bot.render import Renderer
 from bot.reply import Reply, SourceRef
 from bot.session import Context, SessionStore
+from bot.turn import Turn
 from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import Catalog, load_catalog
-from intents.matcher import IntentMatcher, Prediction
+from intents.matcher import IntentMatcher
 from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Longer messages are answered from their beginning; the reply says so.
 MAX_CHARS = 2000
-SAFETY = ("emergency", "personal_advice")
-SMALL_TALK = ("greeting", "thanks", "help", "about_bot", "sources")
 _PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
@@ -131,34 +130,6 @@ def _known_words(kb: KnowledgeBase, catalog: Catalog) -> frozenset[str]:
     return frozenset(words | common_words() | set(STOP_WORDS))
 
 
-@dataclass
-class _Turn:
-    """Everything worked out about one message before rendering."""
-
-    text: str
-    normalized: str
-    resolution: Resolution | None = None
-    prediction: Prediction | None = None
-    intent: str = "out_of_scope"
-    confidence: float = 0.0
-    products: list[str] = field(default_factory=list)
-    conditions: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-    topics: list[str] = field(default_factory=list)
-    others: list[str] = field(default_factory=list)
-    did_you_mean: list[str] = field(default_factory=list)
-    retry_questions: list[str] = field(default_factory=list)
-    reason: str = ""
-    language: str | None = None
-    truncated: bool = False
-    from_context: bool = False
-    domain_word: bool = False
-    cls: str | None = None
-    listed: list[str] = field(default_factory=list)
-    aspect: str | None = None
-    choices: list[str] = field(default_factory=list)
-
-
 class Assistant:
     """Answers questions about FDA-approved cell and gene therapies.
 
@@ -190,21 +161,13 @@ class Assistant:
             [source for spec in self.catalog.intents.values() for source in spec.suggestions],
         )
         self.sessions = sessions or SessionStore()
+        self.decider = Decider(
+            self.catalog, self.knowledge, self.matcher, frozenset(self.nlp.Defaults.stop_words)
+        )
         self._suggestion_cache: dict[tuple[str | None, ...], list[str]] = {}
         scope = self.catalog.scope
         self._follow_words = frozenset(scope.follow_up_words)
         self._name_fillers = frozenset(scope.name_fillers)
-        self._treatment_words = frozenset(scope.treatment_words)
-        self._use_words = frozenset(scope.use_words)
-        self._therapy_topics = frozenset(scope.therapy_topics)
-        # The product intent behind each general one ("cost_general" -> "product_cost").
-        self._specific = {
-            spec.general: name
-            for name, spec in self.catalog.intents.items()
-            if spec.general
-            and spec.needs == "product"
-            and self.catalog.intents[spec.general].needs != "condition"
-        }
         self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
 
     # -- public API --------------------------------------------------------------------------------
@@ -242,12 +205,12 @@ class Assistant:
         self._remember(session, context, turn, reply)
         return reply
 
-    def _understand(self, raw: str, context: Context) -> _Turn:
+    def _understand(self, raw: str, context: Context) -> Turn:
         text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", raw))
         truncated = len(text) > MAX_CHARS
         text = text[:MAX_CHARS]
         normalized = self.catalog.expand(" ".join(normalize(text).split()))
-        turn = _Turn(text=text, normalized=normalized, truncated=truncated)
+        turn = Turn(text=text, normalized=normalized, truncated=truncated)
         if not re.search(r"[^\W\d_]", normalized):
             # A bare reading ("102.5") is screened before it is called a message without words.
             urgent = self.matcher.safety(normalized) if normalized else None
@@ -297,7 +260,7 @@ class Assistant:
         if prediction.intent == "out_of_scope" and not context.products and not resolution.mentions:
             # "how much is it?" with nothing before it: a product question that needs its product.
             words = resolution.masked.split()
-            if self._bare_product_question(turn):
+            if self.decider.if_bare_product_question(turn):
                 guess = self.matcher.classify(
                     normalized, " ".join("xproductx" if w in _PRONOUNS else w for w in words)
                 )
@@ -312,7 +275,7 @@ class Assistant:
         turn.prediction = prediction
         turn.intent, turn.confidence = prediction.intent, prediction.confidence
         self._apply_context(turn, context)
-        self._apply_scope(turn)
+        self.decider.decide(turn)
         return turn
 
     def _main_question(self, text: str) -> str | None:
@@ -346,14 +309,14 @@ class Assistant:
                 return lang
         return None
 
-    def _is_follow_up(self, turn: _Turn, context: Context) -> bool:
+    def _is_follow_up(self, turn: Turn, context: Context) -> bool:
         words = turn.normalized.split()
         return bool(context.products or context.conditions or context.topics or context.listed) and (
             len(words) <= self.catalog.scope.follow_up_max_words
             or any(w.strip("?.!,") in self._follow_words for w in words)
         )
 
-    def _masked_with_context(self, turn: _Turn, context: Context) -> str:
+    def _masked_with_context(self, turn: Turn, context: Context) -> str:
         """The masked text, with "it" standing for the product of a follow-up."""
         assert turn.resolution is not None
         masked = turn.resolution.masked
@@ -375,7 +338,7 @@ class Assistant:
             return " ".join("xproductx" if w in pronouns else w for w in words)
         return masked + " xproductx"
 
-    def _pick_from_list(self, turn: _Turn, context: Context) -> None:
+    def _pick_from_list(self, turn: Turn, context: Context) -> None:
         """ "How much is the second one?", "the hemophilia B one", "which one works better?"."""
         assert turn.resolution is not None
         words = [w.strip("?.!,") for w in turn.normalized.split()]
@@ -464,7 +427,7 @@ class Assistant:
         best = max(scores.values(), default=0)
         return [p for p in listed if best and scores[p.id] == best]
 
-    def _apply_context(self, turn: _Turn, context: Context) -> None:
+    def _apply_context(self, turn: Turn, context: Context) -> None:
         """Fill what a follow-up leaves out from the conversation so far."""
         assert turn.resolution is not None
         self._pick_from_list(turn, context)
@@ -503,7 +466,7 @@ class Assistant:
         if turn.products or turn.did_you_mean or not self._is_follow_up(turn, context):
             return
         spec = self.catalog.intents.get(turn.intent)
-        specific = self._specific.get(turn.intent)
+        specific = self.decider.specific.get(turn.intent)
         if (
             specific
             and (context.products or self._context_class(context))
@@ -511,7 +474,9 @@ class Assistant:
         ):
             # "how much is it?" read as a general cost question is about the product talked about.
             turn.intent, spec = specific, self.catalog.intents[specific]
-        wants_product = spec is not None and (spec.needs == "product" or turn.intent in SAFETY)
+        wants_product = spec is not None and (
+            spec.needs == "product" or self.catalog.spec(turn.intent).safety
+        )
         if wants_product and self._names_own_class(turn):
             # "side effects of CAR-T?" after a Zolgensma answer asks about CAR-T, not Zolgensma.
             return
@@ -540,178 +505,25 @@ class Assistant:
             turn.topics = list(context.topics)
             turn.from_context = True
 
-    def _apply_scope(self, turn: _Turn) -> None:
-        """Keep the intent only when the message holds what the intent needs."""
-        assert turn.resolution is not None and turn.prediction is not None
-        minimum = self.catalog.scope.min_confidence
-        strong = self._strong(turn.topics)
-        on_topic = bool(turn.products or turn.conditions or turn.groups or strong or turn.did_you_mean)
-        on_topic = on_topic or turn.domain_word
-        intent = turn.intent
-        if turn.others and not turn.products:
-            general = self.catalog.spec(intent).needs in ("topic", "domain", "condition")
-            if not (general and strong):
-                turn.intent, turn.reason = "out_of_scope", "other_medicine"
-                return
-        if intent == "out_of_scope" and turn.products:
-            # A question that names a product is about it; take the best reading that fits.
-            allowed = {n for n, s in self.catalog.intents.items() if s.needs == "product"}
-            better = self.matcher.best_of(turn.prediction, allowed)
-            if better is not None:
-                turn.intent, turn.confidence = better.intent, better.confidence
-                intent = better.intent
-        specific = self._specific.get(intent)
-        if specific and turn.products and self.catalog.spec(intent).needs == "domain":
-            # "can you pay for Zolgensma in installments?": the general answer, asked of one product.
-            turn.intent = intent = specific
-        therapy_topics = [t for t in strong if t in self._therapy_topics]
-        long_small_talk = intent in SMALL_TALK and len(turn.normalized.split()) > 10
-        if (
-            (intent == "out_of_scope" or long_small_talk)
-            and not turn.products
-            and (turn.conditions or turn.groups or therapy_topics)
-        ):
-            lemmas = {t.lemma_.lower() for t in turn.resolution.doc} | {t.text for t in turn.resolution.doc}
-            named = turn.conditions or turn.groups
-            for_use = any(f"{p} for" in turn.resolution.masked for p in ("xtopicx", "xclassx"))
-            if (named and (lemmas & self._treatment_words or therapy_topics)) or (
-                not named and (lemmas & self._use_words or for_use)
-            ):
-                # "stem cells for my son's kidneys": answer what is approved for that use, honestly.
-                turn.intent = intent = "condition_treatments"
-                turn.reason = "" if (turn.conditions or turn.groups) else "unknown_condition"
-            elif turn.conditions:
-                turn.reason = "condition_info"
-        if intent == "out_of_scope" and not turn.products and not turn.conditions and strong:
-            # "what are the signs of CRS?": a term the knowledge base explains is never out of
-            # scope; its answer (definition, signs, sources) is what the person asked for.
-            turn.intent = intent = "concept_definition"
-            turn.topics = list(strong)
-        if intent == "out_of_scope":
-            return
-        if not on_topic and not turn.from_context:
-            unknown = self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words)
-            if unknown >= self.catalog.scope.max_unknown_share:
-                turn.intent, turn.reason = "out_of_scope", "off_topic"
-                return
-        spec = self.catalog.spec(intent)
-        if (
-            intent == "personal_advice"
-            and self.matcher.screen.asks_about_signs(turn.normalized)
-            and not self.matcher.screen.is_personal_advice(turn.normalized)
-        ):
-            # The classifier hears "should I" in "what fever should I watch for after CAR-T?", but
-            # no decision rule matched: it asks which signs matter, a side-effect question.
-            allowed = {n for n, s in self.catalog.intents.items() if s.needs == "product" and s.aspect}
-            better = self.matcher.best_of(turn.prediction, allowed)
-            if better is not None:
-                turn.intent, turn.confidence = better.intent, better.confidence
-                intent, spec = better.intent, self.catalog.spec(better.intent)
-        if intent == "personal_advice" and not on_topic:
-            turn.intent, turn.reason = "out_of_scope", "unsure"
-            return
-        if intent in SMALL_TALK:
-            if spec.min_confidence is not None and turn.confidence < spec.min_confidence:
-                turn.intent, turn.reason = "out_of_scope", "unsure"
-            return
-        mentioned = turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean
-        if turn.confidence < minimum and not mentioned:
-            turn.intent, turn.reason = "out_of_scope", "unsure"
-            return
-        needs = spec.needs
-        if needs == "product" and not turn.products:
-            if turn.did_you_mean:
-                turn.reason = "did_you_mean"
-            elif turn.choices:
-                pass  # asked back with the listed products as choices
-            elif spec.for_condition and (turn.conditions or turn.groups):
-                # "cell therapy for knee cartilage": what is approved for it, of that class if named.
-                turn.intent = spec.for_condition
-            elif spec.aspect and (cls := self._class_of(turn)) is not None:
-                # "side effects of CAR-T?": answered for the whole class from its class facts. A term
-                # of that class named too ("does CAR-T still need a REMS?") is what was asked about.
-                specific = self._terms_of(cls, strong)
-                if specific:
-                    turn.intent, turn.topics = "concept_definition", specific
-                else:
-                    turn.reason, turn.cls = "class", cls
-            elif intent == "product_compare" and len(turn.topics) >= 1:
-                turn.intent = "concept_compare"
-            elif therapy_topics and not (turn.conditions or turn.groups):
-                # "stem cells for my lazy eye", "how is stem cell therapy given": a therapy named
-                # with no product or class behind it gets what is approved, honestly, not "which one?".
-                turn.intent, turn.reason = "condition_treatments", "unknown_condition"
-            elif spec.general and self._satisfies(spec.general, turn, on_topic):
-                turn.intent = spec.general
-            elif on_topic or (self._bare_product_question(turn) and turn.confidence >= 0.5):
-                turn.reason = "which_product"
-            else:
-                turn.intent, turn.reason = "out_of_scope", "off_topic"
-        elif needs == "topic" and not turn.topics:
-            if turn.products:
-                turn.intent = "product_compare" if intent == "concept_compare" else "product_overview"
-            elif turn.conditions or turn.groups:
-                turn.intent = "condition_treatments"
-            else:
-                turn.intent, turn.reason = "out_of_scope", "unknown_term" if on_topic else "off_topic"
-        elif needs == "condition" and not (turn.conditions or turn.groups):
-            if turn.products:
-                turn.intent = "product_uses"
-            elif turn.topics or turn.domain_word:
-                turn.reason = "unknown_condition"
-            else:
-                turn.intent, turn.reason = "out_of_scope", "off_topic"
-        elif needs == "domain" and not on_topic and turn.prediction.reason != "cue":
-            # A cue matches the whole message, so nothing in it is off topic.
-            turn.intent, turn.reason = "out_of_scope", "off_topic"
-
-    def _bare_product_question(self, turn: _Turn) -> bool:
-        """A short question about "it" with nothing else unknown: "how much is it?"."""
-        assert turn.resolution is not None
-        words = turn.resolution.masked.split()
-        return (
-            bool(set(words) & _PRONOUNS)
-            and len(words) <= 6
-            and self.matcher.unknown_share(turn.resolution.masked, self.nlp.Defaults.stop_words) == 0
-        )
-
     def _context_class(self, context: Context) -> str | None:
         """The class of therapy the conversation is about, if any."""
         return next((t for t in context.topics if self.knowledge.class_members(t)), None)
 
-    def _names_own_class(self, turn: _Turn) -> bool:
+    def _names_own_class(self, turn: Turn) -> bool:
         """A class of therapy named with no "it" or "they" pointing back to an earlier product."""
         words = {w.strip("?.!,") for w in turn.normalized.split()}
         return self._class_of(turn) is not None and not words & _PRONOUNS
 
-    def _class_of(self, turn: _Turn) -> str | None:
+    def _class_of(self, turn: Turn) -> str | None:
         """The class of therapy a message asks about (a topic with members), if any."""
         return next((t for t in turn.topics if self.knowledge.class_members(t)), None)
-
-    def _terms_of(self, cls: str, topics: list[str]) -> list[str]:
-        """The named terms, not classes of therapy, that the knowledge base relates to ``cls``."""
-        return [
-            t
-            for t in topics
-            if not self.knowledge.class_members(t) and cls in self.knowledge.topics[t].related
-        ]
 
     def _strong(self, topics: list[str]) -> list[str]:
         return [t for t in topics if not self.knowledge.topics[t].weak]
 
-    def _satisfies(self, intent: str, turn: _Turn, on_topic: bool) -> bool:
-        needs = self.catalog.spec(intent).needs
-        return {
-            "product": bool(turn.products),
-            "topic": bool(turn.topics),
-            "condition": bool(turn.conditions or turn.groups),
-            "domain": on_topic,
-            "nothing": True,
-        }[needs]
-
     # -- rendering ---------------------------------------------------------------------------------
 
-    def _render(self, turn: _Turn, session_context: Context | None = None) -> Reply:
+    def _render(self, turn: Turn, session_context: Context | None = None) -> Reply:
         kb = self.knowledge
         products = [kb.products[p] for p in turn.products if p in kb.products]
         conditions = [kb.conditions[c] for c in turn.conditions if c in kb.conditions]
@@ -770,7 +582,7 @@ class Assistant:
             reviewed=reviewed,
         )
 
-    def _listed(self, turn: _Turn, context: dict) -> list:
+    def _listed(self, turn: Turn, context: dict) -> list:
         """The products a list answer shows, in order, for follow-ups such as "the second one"."""
         if context["members"]:
             return list(context["members"])
@@ -786,7 +598,7 @@ class Assistant:
             return list(reversed(changed.values()))
         return []
 
-    def _reported_confidence(self, turn: _Turn) -> float:
+    def _reported_confidence(self, turn: Turn) -> float:
         """The classifier's probability after calibration; rule decisions keep their own.
 
         Decisions use the raw probabilities their thresholds were set on; people and scripts
@@ -797,7 +609,7 @@ class Assistant:
             return turn.confidence
         return self.matcher.calibrated(prediction.scores, turn.intent)
 
-    def _suggestions(self, turn: _Turn, context: dict, unsure: list) -> list[str]:
+    def _suggestions(self, turn: Turn, context: dict, unsure: list) -> list[str]:
         out: list[str] = []
         if unsure and not context["products"] and turn.resolution is not None:
             out += [self._retry(turn.resolution, product.brand) for product in unsure]
@@ -838,7 +650,7 @@ class Assistant:
         question = "".join(words).strip()
         return question[:1].upper() + question[1:]
 
-    def _remember(self, session: str | None, context: Context, turn: _Turn, reply: Reply) -> None:
+    def _remember(self, session: str | None, context: Context, turn: Turn, reply: Reply) -> None:
         if session is None:
             return
         if reply.intent != "sources":
@@ -872,6 +684,6 @@ class Assistant:
             context.turns += 1
         else:
             context.turns += 1
-        if turn.intent not in SMALL_TALK and turn.intent != "emergency":
+        if not self.catalog.spec(turn.intent).small_talk and turn.intent != "emergency":
             context.intent = turn.intent
         self.sessions.update(session, context)

@@ -81,7 +81,7 @@ def answer_problems() -> list[Problem]:
     fact (the knowledge base cannot answer it for that product), are both errors: a person who
     taps a suggestion must get a real answer.
     """
-    from bot.assistant import SMALL_TALK, Assistant
+    from bot.assistant import Assistant
 
     assistant = Assistant()
     found: list[Problem] = []
@@ -109,7 +109,7 @@ def answer_problems() -> list[Problem]:
                     assistant.reset(session)
                     assistant.reply(question, session=session)
                 answer = assistant.reply(suggestion, session=session)
-                if answer.intent not in SMALL_TALK and not answer.sources:
+                if not assistant.catalog.spec(answer.intent).small_talk and not answer.sources:
                     message = f"suggestion '{suggestion}' (after '{question}') gets no sourced answer"
                     found.append(Problem(f"intents.yaml: {intent}: {product.id}", message))
     return found

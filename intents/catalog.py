@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from intents.reasons import Reason
 from knowledge.errors import DataError
 from knowledge.loader import Problem, read_yaml, validation_problems
 from knowledge.schema import Aspect
@@ -45,6 +46,7 @@ class IntentSpec(_Model):
     needs: Needs = "nothing"
     general: str | None = Field(default=None, description="Intent to use when no product is known.")
     safety: bool = False
+    small_talk: bool = Field(default=False, description="Talk about the conversation, not the domain.")
     cues: list[str] = Field(default=[], description="Whole short messages that are this intent (regex).")
     min_confidence: float | None = Field(default=None, ge=0, le=1, description="Overrides scope.yaml's.")
     suggestions: list[str] = []
@@ -60,6 +62,34 @@ class IntentSpec(_Model):
     )
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
+
+
+class PolicyRule(_Model):
+    """One rule of the decision policy (``policy.yaml``): when its conditions hold, its action."""
+
+    name: str = Field(pattern=r"^[a-z_]+$")
+    why: str = ""
+    when: list[str] = Field(min_length=1)
+    intent: str | None = None
+    reason: Reason | None = None
+    do: str | None = None
+    go_on: bool = False
+
+
+class Policy(_Model):
+    """The decision policy: its thresholds and its ordered rules."""
+
+    thresholds: dict[str, float] = {}
+    rules: list[PolicyRule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, value: list[PolicyRule]) -> list[PolicyRule]:
+        names = [rule.name for rule in value]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"rule names must be unique: {', '.join(doubled)}")
+        return value
 
 
 class Examples(_Model):
@@ -140,6 +170,7 @@ class Catalog:
     scope: ScopeRules
     responses_dir: Path
     files: dict[str, str] = field(default_factory=dict)
+    policy: Policy | None = None
     _shorthand: re.Pattern[str] | None = field(default=None, repr=False)
 
     def spec(self, name: str) -> IntentSpec:
@@ -176,6 +207,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     specs = parse(root / "intents.yaml", TypeAdapter(list[IntentSpec])) or []
     intents = {s.name: s for s in specs}  # type: ignore[attr-defined]
     safety = parse(root / "safety.yaml", TypeAdapter(SafetyRules))
+    policy = parse(root / "policy.yaml", TypeAdapter(Policy))
     scope = parse(root / "scope.yaml", TypeAdapter(ScopeRules))
     examples: dict[str, list[str]] = {}
     files: dict[str, str] = {}
@@ -190,6 +222,20 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
         examples[item.intent] = list(item.examples)  # type: ignore[attr-defined]
         files[item.intent] = name  # type: ignore[attr-defined]
     responses = root / "responses"
+    problems += _intent_problems(intents, examples, responses)
+    problems += _policy_problems(policy if isinstance(policy, Policy) else None, intents)
+    problems += _doubled_examples(examples, files)
+    if safety is None or scope is None or policy is None or not intents:
+        return None, problems
+    catalog = Catalog(intents, examples, safety, scope, responses, files, policy)  # type: ignore[arg-type]
+    return catalog, problems
+
+
+def _intent_problems(
+    intents: dict[str, IntentSpec], examples: dict[str, list[str]], responses: Path
+) -> list[Problem]:
+    """Each intent has a template and examples, and names only known intents."""
+    problems = []
     for spec in intents.values():
         if not (responses / f"{spec.name}.j2").exists():
             problems.append(Problem("intents/data/responses", f"{spec.name}.j2: no answer template"))
@@ -199,6 +245,27 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
                 problems.append(Problem("intents/data/intents.yaml", f"{spec.name}.{key}: unknown intent"))
         if spec.name not in examples:
             problems.append(Problem("intents/data/examples", f"{spec.name}.yaml: no examples"))
+    return problems
+
+
+def _policy_problems(policy: Policy | None, intents: dict[str, IntentSpec]) -> list[Problem]:
+    """The policy's rules name only known intents (its condition and step names are bound later)."""
+    problems = []
+    for rule in policy.rules if policy is not None else []:
+        if rule.intent and rule.intent not in intents:
+            problems.append(Problem("intents/data/policy.yaml", f"rules.{rule.name}.intent: unknown intent"))
+        for condition in rule.when:
+            kind, _, target = condition.removeprefix("not ").partition(":")
+            if kind == "is" and target not in intents:
+                problems.append(
+                    Problem("intents/data/policy.yaml", f"rules.{rule.name}.when: unknown intent {target}")
+                )
+    return problems
+
+
+def _doubled_examples(examples: dict[str, list[str]], files: dict[str, str]) -> list[Problem]:
+    """An example under two intents teaches the classifier both: a warning."""
+    problems = []
     seen: dict[str, str] = {}
     for intent, texts in examples.items():
         for text in texts:
@@ -208,10 +275,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
                     Problem(files[intent], f"example '{text}' is also an example of {seen[key]}", "warning")
                 )
             seen.setdefault(key, intent)
-    if safety is None or scope is None or not intents:
-        return None, problems
-    catalog = Catalog(intents, examples, safety, scope, responses, files)  # type: ignore[arg-type]
-    return catalog, problems
+    return problems
 
 
 def load_catalog(root: Path = DATA_DIR) -> Catalog:

@@ -1,0 +1,294 @@
+"""The decision policy: answer, ask back, or say a question is outside what the bot covers.
+
+The rules are data (``intents/data/policy.yaml``): an ordered table of named rules, each a list
+of conditions and an action. This module names the conditions and the actions, checks the table
+against them when it is loaded, and applies it to a :class:`~bot.turn.Turn`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.turn import Turn
+from intents.catalog import Catalog, PolicyRule
+from intents.matcher import IntentMatcher
+from knowledge.errors import DataError
+from knowledge.loader import KnowledgeBase
+
+__all__ = ["Decider"]
+
+_FILE = "intents/data/policy.yaml"
+_NEEDS = ("product", "topic", "condition", "domain", "nothing")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A rule with its conditions bound to the functions that test them."""
+
+    spec: PolicyRule
+    tests: tuple[tuple[bool, Callable[[Turn], bool]], ...]
+    action: Callable[[Turn], None] | None
+
+    def holds(self, turn: Turn) -> bool:
+        return all(test(turn) != negated for negated, test in self.tests)
+
+
+class Decider:
+    """Applies the policy table to a turn the classifier and the conversation have filled in.
+
+    Args:
+        catalog (Catalog): intents, scope rules and the policy table.
+        knowledge (KnowledgeBase): classes of therapy and their terms.
+        matcher (IntentMatcher): the classifier's scores, the safety screen and its vocabulary.
+        stop_words (frozenset[str]): words that say nothing about what is asked.
+    """
+
+    def __init__(
+        self, catalog: Catalog, knowledge: KnowledgeBase, matcher: IntentMatcher, stop_words: frozenset[str]
+    ) -> None:
+        if catalog.policy is None:
+            raise DataError([f"{_FILE}: no policy"])
+        self.catalog = catalog
+        self.kb = knowledge
+        self.matcher = matcher
+        self.stop_words = stop_words
+        scope = catalog.scope
+        self.thresholds = catalog.policy.thresholds
+        self.therapy_topics = frozenset(scope.therapy_topics)
+        self.treatment_words = frozenset(scope.treatment_words)
+        self.use_words = frozenset(scope.use_words)
+        self.product_intents = frozenset(n for n, s in catalog.intents.items() if s.needs == "product")
+        self.aspect_intents = frozenset(
+            n for n, s in catalog.intents.items() if s.needs == "product" and s.aspect
+        )
+        # The product intent behind each general one ("cost_general" -> "product_cost").
+        self.specific = {
+            spec.general: name
+            for name, spec in catalog.intents.items()
+            if spec.general and spec.needs == "product" and catalog.intents[spec.general].needs != "condition"
+        }
+        self.rules = [self._bind(rule) for rule in catalog.policy.rules]
+
+    # -- the engine --------------------------------------------------------------------------------
+
+    def decide(self, turn: Turn) -> None:
+        """Apply the rules in order; record the name of the rule that decided in ``turn.rule``."""
+        for rule in self.rules:
+            if not rule.holds(turn):
+                continue
+            spec = rule.spec
+            if spec.intent is not None:
+                turn.intent = spec.intent
+            if spec.reason is not None:
+                turn.reason = spec.reason.value
+            if rule.action is not None:
+                rule.action(turn)
+            turn.rule = spec.name
+            if not spec.go_on:
+                return
+
+    def _bind(self, rule: PolicyRule) -> _Rule:
+        tests = []
+        for condition in rule.when:
+            negated = condition.startswith("not ")
+            name = condition.removeprefix("not ")
+            tests.append((negated, self._condition(rule.name, name)))
+        action = None
+        if rule.do is not None:
+            action = getattr(self, f"do_{rule.do}", None)
+            if action is None:
+                raise DataError([f"{_FILE}: rules.{rule.name}.do: no step named {rule.do!r}"])
+        return _Rule(rule, tuple(tests), action)
+
+    def _condition(self, rule: str, name: str) -> Callable[[Turn], bool]:
+        kind, _, value = name.partition(":")
+        if kind == "is" and value in self.catalog.intents:
+            return lambda turn: turn.intent == value
+        if kind in ("needs", "missing") and value in _NEEDS:
+            if kind == "needs":
+                return lambda turn: self.catalog.spec(turn.intent).needs == value
+            return lambda turn: self.catalog.spec(turn.intent).needs == value and not self._has(turn, value)
+        test = getattr(self, f"if_{name}", None) if not value else None
+        if test is None:
+            raise DataError([f"{_FILE}: rules.{rule}.when: no condition named {name!r}"])
+        return test  # type: ignore[no-any-return]
+
+    def _has(self, turn: Turn, need: str) -> bool:
+        """Whether the turn holds what an intent with this need must have."""
+        return {
+            "product": bool(turn.products),
+            "topic": bool(turn.topics),
+            "condition": bool(turn.conditions or turn.groups),
+            "domain": self.if_on_topic(turn),
+            "nothing": True,
+        }[need]
+
+    # -- conditions (named ``if_<name>`` in policy.yaml without the prefix) -------------------------
+
+    def strong(self, turn: Turn) -> list[str]:
+        """The named ideas that are no everyday word ("CRS", not "cost")."""
+        return [t for t in turn.topics if not self.kb.topics[t].weak]
+
+    def class_of(self, turn: Turn) -> str | None:
+        """The class of therapy a message asks about (a topic with members), if any."""
+        return next((t for t in turn.topics if self.kb.class_members(t)), None)
+
+    def if_has_product(self, turn: Turn) -> bool:
+        return bool(turn.products)
+
+    def if_has_topic(self, turn: Turn) -> bool:
+        return bool(turn.topics)
+
+    def if_has_topic_or_domain_word(self, turn: Turn) -> bool:
+        return bool(turn.topics) or turn.domain_word
+
+    def if_names_condition(self, turn: Turn) -> bool:
+        return bool(turn.conditions)
+
+    def if_names_condition_or_group(self, turn: Turn) -> bool:
+        return bool(turn.conditions or turn.groups)
+
+    def if_names_class(self, turn: Turn) -> bool:
+        return self.class_of(turn) is not None
+
+    def if_strong_topic(self, turn: Turn) -> bool:
+        return bool(self.strong(turn))
+
+    def if_therapy_topic(self, turn: Turn) -> bool:
+        return any(t in self.therapy_topics for t in self.strong(turn))
+
+    def if_others_named(self, turn: Turn) -> bool:
+        return bool(turn.others)
+
+    def if_general_on_strong_topic(self, turn: Turn) -> bool:
+        """A general question ("is Keytruda a gene therapy?") about an idea the bot explains."""
+        general = self.catalog.spec(turn.intent).needs in ("topic", "domain", "condition")
+        return general and self.if_strong_topic(turn)
+
+    def if_did_you_mean(self, turn: Turn) -> bool:
+        return bool(turn.did_you_mean)
+
+    def if_choices(self, turn: Turn) -> bool:
+        return bool(turn.choices)
+
+    def if_on_topic(self, turn: Turn) -> bool:
+        named = turn.products or turn.conditions or turn.groups or turn.did_you_mean
+        return bool(named or self.strong(turn)) or turn.domain_word
+
+    def if_from_context(self, turn: Turn) -> bool:
+        return turn.from_context
+
+    def if_cue(self, turn: Turn) -> bool:
+        return turn.prediction is not None and turn.prediction.reason == "cue"
+
+    def if_small_talk(self, turn: Turn) -> bool:
+        return self.catalog.spec(turn.intent).small_talk
+
+    def if_out_of_scope_or_long_small_talk(self, turn: Turn) -> bool:
+        # Chit-chat words in a long message ("thanks, my son has ...") do not make it small talk.
+        long_small_talk = self.if_small_talk(turn) and len(turn.normalized.split()) > 10
+        return turn.intent == "out_of_scope" or long_small_talk
+
+    def if_mostly_unknown_words(self, turn: Turn) -> bool:
+        assert turn.resolution is not None
+        share = self.matcher.unknown_share(turn.resolution.masked, self.stop_words)
+        return share >= self.catalog.scope.max_unknown_share
+
+    def if_below_minimum(self, turn: Turn) -> bool:
+        return turn.confidence < self.catalog.scope.min_confidence
+
+    def if_below_own_minimum(self, turn: Turn) -> bool:
+        minimum = self.catalog.spec(turn.intent).min_confidence
+        return minimum is not None and turn.confidence < minimum
+
+    def if_nothing_mentioned(self, turn: Turn) -> bool:
+        return not (turn.products or turn.conditions or turn.groups or turn.topics or turn.did_you_mean)
+
+    def if_has_specific(self, turn: Turn) -> bool:
+        return turn.intent in self.specific
+
+    def if_general_fits(self, turn: Turn) -> bool:
+        general = self.catalog.spec(turn.intent).general
+        return general is not None and self._has(turn, self.catalog.spec(general).needs)
+
+    def if_has_aspect(self, turn: Turn) -> bool:
+        return self.catalog.spec(turn.intent).aspect is not None
+
+    def if_has_for_condition(self, turn: Turn) -> bool:
+        return self.catalog.spec(turn.intent).for_condition is not None
+
+    def if_asks_for_treatment(self, turn: Turn) -> bool:
+        """Treatment words ("anything for lymphoma?"), or a therapy named with the condition."""
+        return bool(self._lemmas(turn) & self.treatment_words) or self.if_therapy_topic(turn)
+
+    def if_asks_about_a_use(self, turn: Turn) -> bool:
+        """What a therapy can do for something: "can stem cells regrow teeth?", "CAR-T for ..."."""
+        assert turn.resolution is not None
+        for_use = any(f"{p} for" in turn.resolution.masked for p in ("xtopicx", "xclassx"))
+        return bool(self._lemmas(turn) & self.use_words) or for_use
+
+    def if_asks_about_signs(self, turn: Turn) -> bool:
+        return self.matcher.screen.asks_about_signs(turn.normalized)
+
+    def if_personal_rule(self, turn: Turn) -> bool:
+        return self.matcher.screen.is_personal_advice(turn.normalized)
+
+    def if_bare_product_question(self, turn: Turn) -> bool:
+        """A short question about "it" with nothing else unknown: "how much is it?"."""
+        assert turn.resolution is not None
+        words = turn.resolution.masked.split()
+        pronouns = {"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"}
+        unknown = self.matcher.unknown_share(turn.resolution.masked, self.stop_words)
+        return bool(set(words) & pronouns) and len(words) <= 6 and unknown == 0
+
+    def if_confident_half(self, turn: Turn) -> bool:
+        return turn.confidence >= self.thresholds.get("bare_question", 0.5)
+
+    @staticmethod
+    def _lemmas(turn: Turn) -> set[str]:
+        assert turn.resolution is not None
+        doc = turn.resolution.doc
+        return {t.lemma_.lower() for t in doc} | {t.text for t in doc}
+
+    # -- actions (named ``do_<name>``) --------------------------------------------------------------
+
+    def _take_best(self, turn: Turn, allowed: frozenset[str]) -> None:
+        assert turn.prediction is not None
+        better = self.matcher.best_of(turn.prediction, set(allowed))
+        if better is not None:
+            turn.intent, turn.confidence = better.intent, better.confidence
+
+    def do_best_product_reading(self, turn: Turn) -> None:
+        self._take_best(turn, self.product_intents)
+
+    def do_best_aspect_reading(self, turn: Turn) -> None:
+        self._take_best(turn, self.aspect_intents)
+
+    def do_to_specific(self, turn: Turn) -> None:
+        turn.intent = self.specific[turn.intent]
+
+    def do_to_general(self, turn: Turn) -> None:
+        general = self.catalog.spec(turn.intent).general
+        assert general is not None
+        turn.intent = general
+
+    def do_to_for_condition(self, turn: Turn) -> None:
+        target = self.catalog.spec(turn.intent).for_condition
+        assert target is not None
+        turn.intent = target
+
+    def do_keep_strong_topics(self, turn: Turn) -> None:
+        turn.topics = self.strong(turn)
+
+    def do_answer_for_class(self, turn: Turn) -> None:
+        """The class facts; a term of that class named too ("does CAR-T need a REMS?") is the answer."""
+        cls = self.class_of(turn)
+        assert cls is not None
+        terms = [
+            t for t in self.strong(turn) if not self.kb.class_members(t) and cls in self.kb.topics[t].related
+        ]
+        if terms:
+            turn.intent, turn.topics = "concept_definition", terms
+        else:
+            turn.reason, turn.cls = "class", cls
