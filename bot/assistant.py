@@ -309,7 +309,20 @@ class Assistant:
         turn.intent, turn.confidence = prediction.intent, prediction.confidence
         self._apply_context(turn, context)
         self._apply_scope(turn)
+        self._ask_product_fact(turn)
         return turn
+
+    def _ask_product_fact(self, turn: _Turn) -> None:
+        """ "Does Kymriah need a REMS?", "is there a boxed warning on Luxturna?": a term that a product
+        field answers (a topic's ``product_fact``), asked of a product, is answered from that field by
+        the intent that answers terms, whichever product question the classifier heard."""
+        if not turn.products or self.catalog.spec(turn.intent).needs != "product":
+            return
+        if not any(self.knowledge.topics[t].product_fact for t in self._strong(turn.topics)):
+            return
+        answering = next((n for n, spec in self.catalog.intents.items() if spec.terms), None)
+        if answering is not None:
+            turn.intent = answering
 
     def _main_question(self, text: str) -> str | None:
         """In a long story, the masked words of its last question: what the person asks.

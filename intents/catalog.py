@@ -54,6 +54,11 @@ class IntentSpec(_Model):
     question: str | None = Field(
         default=None, description="This question about one product `p`, offered under class answers."
     )
+    terms: bool = Field(
+        default=False,
+        description="Answers a term that a product field answers (a topic's product_fact: boxed "
+        "warning, REMS) when it is asked of a product, whatever product question was heard.",
+    )
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
