@@ -204,3 +204,19 @@ def test_understanding_a_term_named_with_its_class_is_what_was_asked(
     assert term_id in reply.topics, (reply.intent, reply.topics)
     if reply.intent == "concept_definition":
         assert KB.topics[term_id].definition.text in reply.text
+
+
+CLASS_TERM_ALIASES = sorted(
+    (cls, term, alias) for cls, term in CLASS_TERMS for alias in KB.topics[term].aliases
+)
+
+
+@pytest.mark.parametrize(("topic_id", "term_id", "alias"), CLASS_TERM_ALIASES)
+def test_understanding_every_name_of_a_term_reaches_it_in_a_class_question(
+    assistant: Assistant, topic_id: str, term_id: str, alias: str
+) -> None:
+    """'can CAR-T cause another cancer?' reaches T-cell cancers after CAR-T: each name of a term
+    (its aliases) is read as that term when its class is named too, never as something else."""
+    question = f"can {KB.topics[topic_id].name} cause {alias}?"
+    reply = assistant.reply(question)
+    assert term_id in reply.topics, (question, reply.intent, reply.topics)
