@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from intents.catalog import collect_catalog
-from knowledge.loader import Problem, collect
+from knowledge.loader import FACT_FIELDS, KnowledgeBase, Problem, collect
+from knowledge.schema import Product
 
-__all__ = ["CheckResult", "answer_problems", "run_checks"]
+if TYPE_CHECKING:
+    from bot.reply import Reply
+
+__all__ = ["CheckResult", "answer_problems", "run_checks", "unsourced_facts"]
 
 
 @dataclass
@@ -74,12 +79,32 @@ def run_checks() -> CheckResult:
     return result
 
 
+def unsourced_facts(kb: KnowledgeBase, product: Product, reply: Reply) -> list[str]:
+    """The fact fields of ``product`` whose text the answer shows without all of that fact's sources.
+
+    A fact is rendered when its text is in the answer; its sources must then be among the answer's
+    (a source id that resolves to nothing, or a template that reads a fact past the tracing, both
+    show here).
+    """
+    shown = {s.title for s in reply.sources}
+    missing = []
+    for name in FACT_FIELDS:
+        fact = getattr(product, name)
+        text = getattr(fact, "text", None)
+        if not text or text not in reply.text:
+            continue
+        wanted = {s.title for s in kb.fact_sources(fact, product)}
+        if not wanted or not wanted <= shown:
+            missing.append(name)
+    return missing
+
+
 def answer_problems() -> list[Problem]:
     """Ask every product question about every product, then every suggestion it offers.
 
-    An answer that states facts but names no source, and a suggestion whose answer states no
-    fact (the knowledge base cannot answer it for that product), are both errors: a person who
-    taps a suggestion must get a real answer.
+    A fact an answer shows without its sources (see ``unsourced_facts``), and a suggestion whose
+    answer states no fact (the knowledge base cannot answer it for that product), are both errors:
+    every fact shown names its source, and a person who taps a suggestion must get a real answer.
     """
     from bot.assistant import Assistant
 
@@ -98,17 +123,29 @@ def answer_problems() -> list[Problem]:
                         Problem(f"intents.yaml: {name}: {product.id}", f"suggestion does not render: {error}")
                     )
     questions = [(n, s.question) for n, s in assistant.catalog.intents.items() if s.question]
+    # A term one product field answers ("does Kymriah have a REMS?") is asked of every product too.
+    questions += [
+        (f"term {t.id}", f"Does {{{{ p.brand }}}} have a {(t.aliases or [t.name])[0]}?")
+        for t in assistant.knowledge.topics.values()
+        if t.product_fact
+    ]
     for product in assistant.knowledge.listed_products():
         for intent, template in questions:
             question = assistant.renderer.render_string(template, p=product)
             session = f"check-{product.id}-{intent}"
             reply = assistant.reply(question, session=session)
+            for name in unsourced_facts(assistant.knowledge, product, reply):
+                message = f"'{question}' shows {name} without its sources"
+                found.append(Problem(f"intents.yaml: {intent}: {product.id}", message))
             for number, suggestion in enumerate(reply.suggestions):
                 # Each suggestion is asked as a person would: right after the answer offering it.
                 if number:
                     assistant.reset(session)
                     assistant.reply(question, session=session)
                 answer = assistant.reply(suggestion, session=session)
+                for name in unsourced_facts(assistant.knowledge, product, answer):
+                    message = f"suggestion '{suggestion}' shows {name} without its sources"
+                    found.append(Problem(f"intents.yaml: {intent}: {product.id}", message))
                 if not assistant.catalog.spec(answer.intent).small_talk and not answer.sources:
                     message = f"suggestion '{suggestion}' (after '{question}') gets no sourced answer"
                     found.append(Problem(f"intents.yaml: {intent}: {product.id}", message))

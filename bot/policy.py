@@ -245,6 +245,9 @@ class Decider:
     def if_confident_half(self, turn: Turn) -> bool:
         return turn.confidence >= self.thresholds.get("bare_question", 0.5)
 
+    def if_product_fact_term(self, turn: Turn) -> bool:
+        return any(self.kb.topics[t].product_fact for t in self.strong(turn))
+
     @staticmethod
     def _lemmas(turn: Turn) -> set[str]:
         assert turn.resolution is not None
@@ -277,6 +280,12 @@ class Decider:
         target = self.catalog.spec(turn.intent).for_condition
         assert target is not None
         turn.intent = target
+
+    def do_to_terms_intent(self, turn: Turn) -> None:
+        """The intent that answers terms from a product's own fields (``terms`` in intents.yaml)."""
+        answering = next((n for n, spec in self.catalog.intents.items() if spec.terms), None)
+        if answering is not None:
+            turn.intent = answering
 
     def do_keep_strong_topics(self, turn: Turn) -> None:
         turn.topics = self.strong(turn)

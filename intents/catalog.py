@@ -60,6 +60,11 @@ class IntentSpec(_Model):
         default=None,
         description="Intent to use when a condition is named and no product ('cell therapy for burns').",
     )
+    terms: bool = Field(
+        default=False,
+        description="Answers a term that a product field answers (a topic's product_fact: boxed "
+        "warning, REMS) when it is asked of a product, whatever product question was heard.",
+    )
 
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 

@@ -53,6 +53,7 @@ FACT_FIELDS = (
     "side_effects",
     "serious_risks",
     "boxed_warning",
+    "rems",
     "effectiveness",
     "mechanism",
     "cost",

@@ -11,13 +11,22 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "DATE",
     "SLUG",
     "Approval",
     "Aspect",
+    "BoxedWarning",
     "Comparison",
     "Condition",
     "ConditionGroup",
@@ -29,6 +38,7 @@ __all__ = [
     "Membership",
     "NotCovered",
     "Product",
+    "Rems",
     "Source",
     "Topic",
 ]
@@ -81,6 +91,42 @@ class Fact(KnowledgeModel):
 
     text: str = Field(min_length=10)
     sources: list[str] = Field(min_length=1)
+
+
+class BoxedWarning(KnowledgeModel):
+    """Whether the current label has a boxed warning (the FDA's strongest warning), and what it
+    covers. ``present: false`` is a checked fact too, with the label it was checked on as source;
+    a product whose label could not be checked leaves the whole field out.
+    """
+
+    present: bool
+    text: str | None = Field(default=None, min_length=10, description="What the warning covers.")
+    sources: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _text_when_present(self) -> BoxedWarning:
+        if self.present and self.text is None:
+            raise ValueError("a boxed warning that is present needs 'text': what it covers")
+        return self
+
+
+#: A product's REMS (an FDA safety program): never had one, has one now, or had one that FDA ended.
+RemsStatus = Literal["none", "active", "ended"]
+
+
+class Rems(KnowledgeModel):
+    """Whether a product must be given under a REMS, and until when; ``text`` adds what changed."""
+
+    status: RemsStatus
+    ended: DateText | None = Field(default=None, description="When FDA ended it (status 'ended').")
+    text: str | None = Field(default=None, min_length=10)
+    sources: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ended_only_when_ended(self) -> Rems:
+        if (self.status == "ended") != (self.ended is not None):
+            raise ValueError("give 'ended' (the date) exactly when status is 'ended'")
+        return self
 
 
 class Approval(KnowledgeModel):
@@ -148,7 +194,8 @@ class Product(KnowledgeModel):
     administration: Fact | None = None
     side_effects: Fact | None = None
     serious_risks: Fact | None = None
-    boxed_warning: Fact | None = None
+    boxed_warning: BoxedWarning | None = None
+    rems: Rems | None = None
     effectiveness: Fact | None = None
     mechanism: Fact | None = None
     cost: Fact | None = None
@@ -226,6 +273,10 @@ class Topic(KnowledgeModel):
     keep_words: bool = Field(
         default=False,
         description="Keep the name's words for the classifier: they say what is asked (clinical trials).",
+    )
+    product_fact: Literal["boxed_warning", "rems"] | None = Field(
+        default=None,
+        description="The product field that answers this term for one product ('does Kymriah need a REMS?').",
     )
     members: Membership | None = None
     aspects: dict[Aspect, Fact] = Field(default={}, description="Facts that hold for the whole class.")

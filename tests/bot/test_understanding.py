@@ -325,3 +325,19 @@ def test_understanding_a_misspelt_umbrella_condition_is_still_found(
     assert reply.intent == "condition_treatments", (misspelt, reply.text)
     for product in KB.products_under(group_id):
         assert product.brand in reply.text
+
+
+CLASS_TERM_ALIASES = sorted(
+    (cls, term, alias) for cls, term in CLASS_TERMS for alias in KB.topics[term].aliases
+)
+
+
+@pytest.mark.parametrize(("topic_id", "term_id", "alias"), CLASS_TERM_ALIASES)
+def test_understanding_every_name_of_a_term_reaches_it_in_a_class_question(
+    assistant: Assistant, topic_id: str, term_id: str, alias: str
+) -> None:
+    """'can CAR-T cause another cancer?' reaches T-cell cancers after CAR-T: each name of a term
+    (its aliases) is read as that term when its class is named too, never as something else."""
+    question = f"can {KB.topics[topic_id].name} cause {alias}?"
+    reply = assistant.reply(question)
+    assert term_id in reply.topics, (question, reply.intent, reply.topics)
