@@ -272,26 +272,7 @@ class KnowledgeBase:
     def references(self) -> Iterator[Problem]:
         """Cross-file checks: every id a file names exists and every fact has a known source."""
         for pid, product in self.products.items():
-            where = self.files.get(pid, pid)
-            if product.family and product.family not in self.products:
-                yield Problem(where, f"family: unknown product id '{product.family}'")
-            for tid in product.technologies:
-                if tid not in self.topics:
-                    yield Problem(where, f"technologies: unknown topic id '{tid}'")
-            for cid in product.conditions:
-                if cid not in self.conditions:
-                    yield Problem(where, f"conditions: unknown condition id '{cid}'")
-            facts: list[tuple[str, Any]] = [(n, getattr(product, n)) for n in FACT_FIELDS]
-            facts += [(f"approvals.{i}", a) for i, a in enumerate(product.approvals)]
-            facts.append(("maker", product.maker))
-            if product.maker is not None:
-                facts += [(f"maker.history.{i}", c) for i, c in enumerate(product.maker.history)]
-            for name, fact in facts:
-                if fact is None:
-                    continue
-                for key in fact.sources:
-                    if self.source(key, product) is None:
-                        yield Problem(where, f"{name}.sources: unknown source id '{key}'")
+            yield from self._product_refs(self.files.get(pid, pid), product)
         for cid, condition in self.conditions.items():
             where = self.files.get(cid, cid)
             if condition.group not in self.groups:
@@ -305,18 +286,7 @@ class KnowledgeBase:
             elif group.parent is not None and gid in self.group_ancestors(group.parent):
                 yield Problem(f"condition_groups.yaml: {gid}", "parent: groups form a loop")
         for tid, topic in self.topics.items():
-            where = self.files.get(tid, tid)
-            yield from self._fact_refs(where, "definition", topic.definition, topic)
-            for aspect, fact in topic.aspects.items():
-                yield from self._fact_refs(where, f"aspects.{aspect}", fact, topic)
-            for rid in topic.members.technologies if topic.members else []:
-                if rid not in self.topics:
-                    yield Problem(where, f"members.technologies: unknown topic id '{rid}'")
-            for i, fact in enumerate(topic.more):
-                yield from self._fact_refs(where, f"more.{i}", fact, topic)
-            for rid in topic.related:
-                if rid not in self.topics:
-                    yield Problem(where, f"related: unknown topic id '{rid}'")
+            yield from self._topic_refs(self.files.get(tid, tid), topic)
         for i, comparison in enumerate(self.comparisons):
             where = f"{self.files.get('#comparisons', 'comparisons.yaml')}: {i}"
             for tid in comparison.topics:
@@ -328,6 +298,43 @@ class KnowledgeBase:
                 yield from self._fact_refs(
                     self.files.get("#not_covered", nid), f"{nid}.note", item.note, None
                 )
+
+    def _product_refs(self, where: str, product: Product) -> Iterator[Problem]:
+        if product.family and product.family not in self.products:
+            yield Problem(where, f"family: unknown product id '{product.family}'")
+        for tid in product.technologies:
+            if tid not in self.topics:
+                yield Problem(where, f"technologies: unknown topic id '{tid}'")
+        for cid in product.conditions:
+            if cid not in self.conditions:
+                yield Problem(where, f"conditions: unknown condition id '{cid}'")
+        for name, fact in self._sourced_entries(product):
+            for key in fact.sources:
+                if self.source(key, product) is None:
+                    yield Problem(where, f"{name}.sources: unknown source id '{key}'")
+
+    @staticmethod
+    def _sourced_entries(product: Product) -> list[tuple[str, Any]]:
+        """Every entry of a product that names sources, with the field it sits in."""
+        facts: list[tuple[str, Any]] = [(n, getattr(product, n)) for n in FACT_FIELDS]
+        facts += [(f"approvals.{i}", a) for i, a in enumerate(product.approvals)]
+        facts.append(("maker", product.maker))
+        if product.maker is not None:
+            facts += [(f"maker.history.{i}", c) for i, c in enumerate(product.maker.history)]
+        return [(name, fact) for name, fact in facts if fact is not None]
+
+    def _topic_refs(self, where: str, topic: Topic) -> Iterator[Problem]:
+        yield from self._fact_refs(where, "definition", topic.definition, topic)
+        for aspect, fact in topic.aspects.items():
+            yield from self._fact_refs(where, f"aspects.{aspect}", fact, topic)
+        for rid in topic.members.technologies if topic.members else []:
+            if rid not in self.topics:
+                yield Problem(where, f"members.technologies: unknown topic id '{rid}'")
+        for i, fact in enumerate(topic.more):
+            yield from self._fact_refs(where, f"more.{i}", fact, topic)
+        for rid in topic.related:
+            if rid not in self.topics:
+                yield Problem(where, f"related: unknown topic id '{rid}'")
 
     def _fact_refs(self, where: str, name: str, fact: Fact, owner: Any) -> Iterator[Problem]:
         for key in fact.sources:
@@ -360,6 +367,22 @@ def _inherit(product: Product, family: Product) -> Product:
 
 def _files(directory: Path) -> Iterable[Path]:
     return sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+
+
+def _shared_sources(root: Path, problems: list[Problem]) -> dict[str, Source]:
+    """The sources every file may cite (``sources.yaml``)."""
+    path = root / "sources.yaml"
+    if not path.exists():
+        return {}
+    data, errors = read_yaml(path, root)
+    problems.extend(errors)
+    if errors:
+        return {}
+    try:
+        return TypeAdapter(dict[str, Source]).validate_python(data or {})
+    except ValidationError as error:
+        problems.extend(validation_problems(_display(path, root), error))
+        return {}
 
 
 def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
@@ -410,15 +433,7 @@ def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
     kb.comparisons = listing("comparisons.yaml", Comparison)
     kb.not_covered = {n.id: n for n in listing("not_covered.yaml", NotCovered)}
 
-    path = root / "sources.yaml"
-    if path.exists():
-        data, errors = read_yaml(path, root)
-        problems.extend(errors)
-        if not errors:
-            try:
-                kb.sources = TypeAdapter(dict[str, Source]).validate_python(data or {})
-            except ValidationError as error:
-                problems.extend(validation_problems(_display(path, root), error))
+    kb.sources = _shared_sources(root, problems)
 
     for pid, product in list(kb.products.items()):
         if product.family and product.family in kb.products:
