@@ -152,6 +152,14 @@ class Decider:
     def if_names_class(self, turn: Turn) -> bool:
         return self.class_of(turn) is not None
 
+    def if_class_named_first(self, turn: Turn) -> bool:
+        """The class is what the message is about: "is CAR-T a kind of chemo?", not "is Ozempic a
+        gene therapy?"."""
+        assert turn.resolution is not None
+        cls = self.class_of(turn)
+        starts = [(m.start, m.kind) for m in turn.resolution.mentions if m.kind == "other" or m.id == cls]
+        return cls is not None and bool(starts) and min(starts)[1] != "other"
+
     def if_strong_topic(self, turn: Turn) -> bool:
         return bool(self.strong(turn))
 

@@ -341,3 +341,18 @@ def test_understanding_every_name_of_a_term_reaches_it_in_a_class_question(
     question = f"can {KB.topics[topic_id].name} cause {alias}?"
     reply = assistant.reply(question)
     assert term_id in reply.topics, (question, reply.intent, reply.topics)
+
+
+OTHERS = sorted(n for n, item in KB.not_covered.items() if item.kind == "other medicine")[:3]
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+@pytest.mark.parametrize("other_id", OTHERS)
+def test_understanding_the_thing_named_first_is_what_is_asked_about(
+    assistant: Assistant, topic_id: str, other_id: str
+) -> None:
+    cls, other = KB.topics[topic_id].name, KB.not_covered[other_id].name
+    about_class = assistant.reply(f"is {cls} a kind of {other}?")
+    assert about_class.intent != "out_of_scope" and topic_id in about_class.topics, about_class.text
+    about_other = assistant.reply(f"is {other} a {cls}?")
+    assert about_other.intent == "out_of_scope" and other in about_other.text, about_other.text
