@@ -137,6 +137,9 @@ class Decider:
     def if_has_product(self, turn: Turn) -> bool:
         return bool(turn.products)
 
+    def if_several_products(self, turn: Turn) -> bool:
+        return len(turn.products) >= 2
+
     def if_has_topic(self, turn: Turn) -> bool:
         return bool(turn.topics)
 
