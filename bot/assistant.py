@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 2000
 _PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
+# A sentence that asks without a question mark: "also how long is the hospital stay".
+_OPENS_QUESTION = re.compile(
+    r"^\W*(?:and |also |plus |oh and )*"
+    r"(?:what|whats|how|hows|is|are|does|do|can|could|will|would|who|where|when|which|why)\b",
+    re.IGNORECASE,
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -249,7 +255,9 @@ class Assistant:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
             return turn
         masked = self._masked_with_context(turn, context)
-        prediction = self.matcher.classify(normalized, self._main_question(text) or masked)
+        focus, others = self._questions(text)
+        prediction = self.matcher.classify(normalized, focus or masked)
+        turn.also = [self.matcher.classify(normalized, other).intent for other in others]
         if masked != resolution.masked and prediction.intent == "out_of_scope":
             # The follow-up was read with its product in place; a product reading that is at
             # all likely beats "out of scope" for a short question in a conversation about it.
@@ -278,21 +286,32 @@ class Assistant:
         self.decider.decide(turn)
         return turn
 
-    def _main_question(self, text: str) -> str | None:
-        """In a long story, the masked words of its last question: what the person asks.
+    def _questions(self, text: str) -> tuple[str | None, list[str]]:
+        """The masked question the intent is read from, and the other questions asked with it.
 
-        The names and context come from the whole message; only the intent is read from the
-        question, so the story before it cannot outvote it.
+        In a long story the last question is what the person asks, so the story before it cannot
+        outvote it; in a short message with two questions, the first is. The names and context
+        still come from the whole message. The other questions are offered as suggestions.
         """
-        if len(text.split()) <= self.catalog.scope.long_message_words:
-            return None
         sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-        questions = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
-        focus = questions[-1] if questions else ""
-        if len(focus.split()) < 3 or len(sentences) < 2:
-            return None
-        normalized = self.catalog.expand(" ".join(normalize(focus).split()))
-        return self.resolver.resolve(normalized).masked or None
+        if len(sentences) < 2:
+            return None, []
+        if len(text.split()) > self.catalog.scope.long_message_words:
+            questions = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
+            focus, others = questions[-1], questions[:-1]
+        else:
+            questions = [s for s in sentences if s.rstrip().endswith("?") or _OPENS_QUESTION.match(s)]
+            if len(questions) < 2:
+                return None, []
+            focus, others = questions[0], questions[1:]
+        if len(focus.split()) < 3:
+            return None, []
+        masked = [self._masked(sentence) for sentence in [focus, *others] if len(sentence.split()) >= 3]
+        return masked[0] or None, [m for m in masked[1:] if m]
+
+    def _masked(self, sentence: str) -> str:
+        normalized = self.catalog.expand(" ".join(normalize(sentence).split()))
+        return self.resolver.resolve(normalized).masked
 
     def _language(self, normalized: str) -> str | None:
         """The language of a message that is clearly not English, else None."""
@@ -611,6 +630,12 @@ class Assistant:
 
     def _suggestions(self, turn: Turn, context: dict, unsure: list) -> list[str]:
         out: list[str] = []
+        if context["p"] is not None:
+            # The other question of a message that asked two, offered first.
+            for intent in dict.fromkeys(turn.also):
+                spec = self.catalog.intents.get(intent)
+                if intent != turn.intent and spec is not None and spec.question and spec.needs == "product":
+                    out.append(self.renderer.render_string(spec.question, **context))
         if unsure and not context["products"] and turn.resolution is not None:
             out += [self._retry(turn.resolution, product.brand) for product in unsure]
         spec = self.catalog.intents.get(turn.intent)

@@ -41,3 +41,4 @@ class Turn:
     aspect: str | None = None
     choices: list[str] = field(default_factory=list)
     rule: str = ""
+    also: list[str] = field(default_factory=list)
