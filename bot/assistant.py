@@ -8,6 +8,7 @@ template. Nothing here holds a product, a fact or an answer text.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gzip
 import hashlib
 import json
@@ -16,12 +17,14 @@ import re
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import spacy
 import spacy_lookups_data
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.lookups import Lookups
+from spacy.pipeline import Lemmatizer
 from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
@@ -56,7 +59,6 @@ _OPENS_QUESTION = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
-@spacy.registry.tokenizers("cgt_bot.english_tokenizer.v1")
 def _english_tokenizer() -> Callable[[Language], Tokenizer]:
     """English punctuation rules without the table of special cases.
 
@@ -69,14 +71,20 @@ def _english_tokenizer() -> Callable[[Language], Tokenizer]:
         return Tokenizer(
             nlp.vocab,
             rules={},
-            prefix_search=compile_prefix_regex(defaults.prefixes).search,
-            suffix_search=compile_suffix_regex(defaults.suffixes).search,
-            infix_finditer=compile_infix_regex(defaults.infixes).finditer,
+            # None where a language has no such rules, as spaCy's own tokenizer factory does.
+            prefix_search=compile_prefix_regex(defaults.prefixes).search if defaults.prefixes else None,
+            suffix_search=compile_suffix_regex(defaults.suffixes).search if defaults.suffixes else None,
+            infix_finditer=compile_infix_regex(defaults.infixes).finditer if defaults.infixes else None,
             token_match=defaults.token_match,
             url_match=defaults.url_match,
         )
 
     return create
+
+
+# Registered by a call, not as a decorator: the registry (catalogue) is untyped, and a decorator
+# from it would make the function untyped too.
+spacy.registry.tokenizers("cgt_bot.english_tokenizer.v1", func=_english_tokenizer)
 
 
 def build_nlp(keep: frozenset[str] | None = None) -> Language:
@@ -90,7 +98,8 @@ def build_nlp(keep: frozenset[str] | None = None) -> Language:
             and cached by the words it keeps.
     """
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cgt_bot.english_tokenizer.v1"}}})
-    lemmatizer = nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    # add_pipe is typed as returning any pipe; the "lemmatizer" factory makes a Lemmatizer.
+    lemmatizer = cast(Lemmatizer, nlp.add_pipe("lemmatizer", config={"mode": "lookup"}))
     digest = hashlib.sha256("\n".join(sorted(keep or ())).encode("utf-8")).hexdigest()[:16]
     nlp.meta["lemma_table"] = f"{spacy.__version__}-{digest if keep else 'full'}"
     cached = cache_dir() / f"lemmatizer-{nlp.meta['lemma_table']}"
@@ -551,7 +560,8 @@ class Assistant:
         others = [kb.not_covered[o] for o in turn.others if o in kb.not_covered]
         unsure = [kb.products[p] for p in turn.did_you_mean if p in kb.products]
         spec = self.catalog.intents.get(turn.intent)
-        context = {
+        # The templates' context: each name holds its own kind of value, read by name.
+        context: dict[str, Any] = {
             "cls": kb.topics[turn.cls] if turn.cls else None,
             "aspect": spec.aspect if spec is not None else None,
             "members": kb.class_members(turn.cls) if turn.cls else [],
@@ -601,7 +611,7 @@ class Assistant:
             reviewed=reviewed,
         )
 
-    def _listed(self, turn: Turn, context: dict) -> list:
+    def _listed(self, turn: Turn, context: dict[str, Any]) -> list[Product]:
         """The products a list answer shows, in order, for follow-ups such as "the second one"."""
         if context["members"]:
             return list(context["members"])
@@ -611,8 +621,9 @@ class Assistant:
             return list(self.renderer.select_products(context["topics"], context["groups"], []).items)
         if turn.intent == "whats_new":
             today = self.renderer.env.globals.get("today")
+            day = today if isinstance(today, dt.date) else None
             changed = {
-                product.id: product for _, product, _ in reversed(self.renderer.recent_changes(12, today))
+                product.id: product for _, product, _ in reversed(self.renderer.recent_changes(12, day))
             }
             return list(reversed(changed.values()))
         return []
@@ -628,7 +639,7 @@ class Assistant:
             return turn.confidence
         return self.matcher.calibrated(prediction.scores, turn.intent)
 
-    def _suggestions(self, turn: Turn, context: dict, unsure: list) -> list[str]:
+    def _suggestions(self, turn: Turn, context: dict[str, Any], unsure: list[Product]) -> list[str]:
         out: list[str] = []
         if context["p"] is not None:
             # The other question of a message that asked two, offered first.

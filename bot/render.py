@@ -231,8 +231,14 @@ class Renderer:
         )
         # Whose entry each sourced entry is, so that one reached without its owner (a row of
         # "what's new") still resolves the owner's own source ids.
-        self._owners: dict[int, KnowledgeModel] = {}
-        for owner in [*kb.products.values(), *kb.topics.values(), *kb.conditions.values()]:
+        self._owners: dict[int, Product | Topic | Condition] = {}
+        # The owner kinds themselves, not their common base: only these carry their own sources.
+        owners: list[Product | Topic | Condition] = [
+            *kb.products.values(),
+            *kb.topics.values(),
+            *kb.conditions.values(),
+        ]
+        for owner in owners:
             for name in type(owner).model_fields:
                 value = getattr(owner, name)
                 for entry in value if isinstance(value, list) else [value]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -23,6 +23,7 @@ __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "lo
 DATA_DIR = Path(__file__).parent / "data"
 
 Needs = Literal["product", "topic", "condition", "domain", "nothing"]
+_T = TypeVar("_T")
 
 
 class _Model(BaseModel):
@@ -198,7 +199,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     """Load the catalog under ``root``; return it (None if unusable) and every problem found."""
     problems: list[Problem] = []
 
-    def parse(path: Path, adapter: TypeAdapter) -> object | None:
+    def parse(path: Path, adapter: TypeAdapter[_T]) -> _T | None:
         data, errors = read_yaml(path, root)
         problems.extend(errors)
         if errors:
@@ -210,7 +211,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
             return None
 
     specs = parse(root / "intents.yaml", TypeAdapter(list[IntentSpec])) or []
-    intents = {s.name: s for s in specs}  # type: ignore[attr-defined]
+    intents = {s.name: s for s in specs}
     safety = parse(root / "safety.yaml", TypeAdapter(SafetyRules))
     policy = parse(root / "policy.yaml", TypeAdapter(Policy))
     scope = parse(root / "scope.yaml", TypeAdapter(ScopeRules))
@@ -221,18 +222,18 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
         if item is None:
             continue
         name = str(path.relative_to(root.parent))
-        if item.intent not in intents:  # type: ignore[attr-defined]
-            problems.append(Problem(name, f"intent: '{item.intent}' is not in intents.yaml"))  # type: ignore[attr-defined]
+        if item.intent not in intents:
+            problems.append(Problem(name, f"intent: '{item.intent}' is not in intents.yaml"))
             continue
-        examples[item.intent] = list(item.examples)  # type: ignore[attr-defined]
-        files[item.intent] = name  # type: ignore[attr-defined]
+        examples[item.intent] = list(item.examples)
+        files[item.intent] = name
     responses = root / "responses"
     problems += _intent_problems(intents, examples, responses)
-    problems += _policy_problems(policy if isinstance(policy, Policy) else None, intents)
+    problems += _policy_problems(policy, intents)
     problems += _doubled_examples(examples, files)
     if safety is None or scope is None or policy is None or not intents:
         return None, problems
-    catalog = Catalog(intents, examples, safety, scope, responses, files, policy)  # type: ignore[arg-type]
+    catalog = Catalog(intents, examples, safety, scope, responses, files, policy)
     return catalog, problems
 
 

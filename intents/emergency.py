@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -259,8 +260,17 @@ class EmergencyModel:
         return self.probability(normalized) >= self.threshold
 
 
+class _Settings(TypedDict):
+    model: str
+    l2: float
+    steps: int
+    rate: float
+    margin: float
+    recall: float
+
+
 #: Training settings; part of the cache key.
-_SETTINGS = {
+_SETTINGS: _Settings = {
     "model": "emergency-linear-v1",
     "l2": 1e-4,
     "steps": 200,

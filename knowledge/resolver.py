@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,12 +103,13 @@ def _tokenized(nlp: Language, names: list[str]) -> list[list[str]]:
     key = hashlib.sha256(json.dumps([spacy.__version__, names]).encode("utf-8")).hexdigest()[:32]
     cached = cache_dir() / "names" / f"{key}.json"
     try:
-        words = json.loads(cached.read_text(encoding="utf-8"))
+        # Written below by this function, so it holds the tokens of each name.
+        words: list[list[str]] = json.loads(cached.read_text(encoding="utf-8"))
         if len(words) == len(names):
             return words
     except (OSError, ValueError):
         pass
-    words = [[t.text for t in doc] for doc in nlp.tokenizer.pipe(names)]
+    words = [[t.text for t in nlp.tokenizer(name)] for name in names]
     with contextlib.suppress(OSError):  # an unwritable cache only costs time
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(words), encoding="utf-8")
@@ -200,10 +201,10 @@ class Resolver:
                     yield kind, item.id, item.id.replace("-", " "), True
                 for name in item.aliases:
                     yield kind, item.id, name, False
-        for item in kb.not_covered.values():
-            yield "other", item.id, item.name, False
-            for name in item.aliases:
-                yield "other", item.id, name, False
+        for other in kb.not_covered.values():
+            yield "other", other.id, other.name, False
+            for name in other.aliases:
+                yield "other", other.id, name, False
 
     def products_sharing_names(self) -> list[tuple[str, list[str]]]:
         """Names that lead to more than one product: each is a data error."""
@@ -382,7 +383,7 @@ class Resolver:
         ]
 
     @staticmethod
-    def _mask(doc: Doc, mentions: list[Mention], unsure: list[tuple[int, int]] = ()) -> str:  # type: ignore[assignment]
+    def _mask(doc: Doc, mentions: list[Mention], unsure: Sequence[tuple[int, int]] = ()) -> str:
         by_start: dict[int, tuple[str, int]] = {}
         for mention in mentions:
             by_start.setdefault(mention.start, (mention.kind, mention.end))
