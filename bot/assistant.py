@@ -356,8 +356,10 @@ class Assistant:
             or not self._is_follow_up(turn, context)
         ):
             return masked
-        if any(m.id not in self.resolver.unmasked for m in turn.resolution.mentions):
-            # "how is it different from Tecelra?": "it" is the product talked about before.
+        named = [m for m in turn.resolution.mentions if m.kind != "other"]
+        if any(m.id not in self.resolver.unmasked for m in named):
+            # "how is it different from Tecelra?": "it" is the product talked about before. Another
+            # medicine named ("is it chemo?") leaves "it" the product.
             others = [p for p in context.recent if p not in turn.products]
             if turn.products and others and not (turn.conditions or turn.topics):
                 return " ".join("xproductx" if w in pronouns else w for w in words)
@@ -378,6 +380,7 @@ class Assistant:
         position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
         current = set(context.products)
         one = "one" in words or "ones" in words
+        described_by: set[str] = set()
         if not context.listed and (
             position is not None
             or not (set(words) & set(scope.list_words) or (one and self._described(words, listed)))
@@ -395,6 +398,8 @@ class Assistant:
         elif one and (described := self._described(words, listed)):
             # "the one from BMS", "the newer one", "the CRISPR one".
             picked = described
+            described_by = set(words) & set().union(*(self.knowledge.descriptors(p.id) for p in picked))
+            described_by |= set(words) & set(scope.recency_words)
         elif set(words) & set(scope.list_words):
             picked = listed
         else:
@@ -412,12 +417,16 @@ class Assistant:
         # "the second one" is one product, read as one name.
         masked = re.sub(r"\bxproductx(?: xproductx)+\b", "xproductx", masked)
         allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
-        asked = [w for w in masked.split() if w != "xproductx" and w.strip("?.!,") not in self._follow_words]
+        used = self._follow_words | self._name_fillers | described_by
+        asked = [w for w in masked.split() if w != "xproductx" and w.strip("?.!,") not in used]
         asked = [w for w in asked if w.strip("?.!,")]
         previous = context.intent
-        if not asked and previous in allowed and previous != "product_compare":
-            # "and the fifth one?" asks the question before it again, of another product.
-            turn.intent = previous
+        if not asked:
+            # "and the fifth one?" asks the question before it again, of another product; after a
+            # list, "what about the one from BMS?" asks what it is.
+            turn.intent = (
+                previous if previous in allowed and previous != "product_compare" else "product_overview"
+            )
             return
         better = self.matcher.best_of(self.matcher.classify(turn.normalized, masked), allowed)
         if better is not None and (
