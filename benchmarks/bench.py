@@ -63,7 +63,7 @@ _STAGES: dict[str, list[tuple[str, str | None, str]]] = {
         ("bot.assistant", None, "normalize"),  # the same function, imported by name
         ("intents.catalog", "Catalog", "expand"),
     ],
-    "language check": [("bot.assistant", "Assistant", "_language")],
+    "language check": [("bot.assistant", None, "language_of")],
     "spaCy pipeline": [("spacy.language", "Language", "__call__")],
     "names: exact and masking": [("knowledge.resolver", "Resolver", "resolve")],
     "names: fuzzy": [("knowledge.resolver", "Resolver", "_fuzzy")],
@@ -80,24 +80,24 @@ _STAGES: dict[str, list[tuple[str, str | None, str]]] = {
     # _understand's own time is the glue between the stages above (NFKC, the turn's fields).
     "policy: context and scope": [
         ("bot.assistant", "Assistant", "_understand"),
-        ("bot.assistant", "Assistant", "_masked_with_context"),
-        ("bot.assistant", "Assistant", "_main_question"),
-        ("bot.assistant", "Assistant", "_apply_context"),
-        ("bot.assistant", "Assistant", "_apply_scope"),
+        ("bot.assistant", "Assistant", "_questions"),
+        ("bot.follow_up", "Conversation", "masked_with_context"),
+        ("bot.follow_up", "Conversation", "apply"),
+        ("bot.policy", "Decider", "decide"),
         ("intents.matcher", "IntentMatcher", "has_domain_word"),
         ("intents.matcher", "IntentMatcher", "unknown_share"),
     ],
     "render: template": [("bot.render", "Renderer", "render_traced")],
     "render: sources": [("bot.render", "Renderer", "sources_used")],
     "render: suggestions and list": [
-        ("bot.assistant", "Assistant", "_suggestions"),
-        ("bot.assistant", "Assistant", "_listed"),
+        ("bot.compose", "Composer", "_suggestions"),
+        ("bot.compose", "Composer", "_listed"),
     ],
-    "render: reply assembly": [("bot.assistant", "Assistant", "_render")],
+    "render: reply assembly": [("bot.compose", "Composer", "compose")],
     "session": [
         ("bot.session", "SessionStore", "get"),
         ("bot.session", "SessionStore", "update"),
-        ("bot.assistant", "Assistant", "_remember"),
+        ("bot.follow_up", "Conversation", "remember"),
     ],
     "other": [("bot.assistant", "Assistant", "reply")],
 }

@@ -43,7 +43,7 @@ def run_checks() -> CheckResult:
     problems += catalog_problems
     if not [p for p in problems if p.severity == "error"]:
         # Names are compared the way messages are read, so the real tokenizer is needed.
-        from bot.assistant import build_nlp
+        from bot.language import build_nlp
         from knowledge.resolver import Resolver
 
         resolver = Resolver(kb, build_nlp())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.turn import Turn
+from bot.turn import PRONOUNS, Turn
 from intents.catalog import Catalog, PolicyRule
 from intents.matcher import IntentMatcher
 from knowledge.errors import DataError
@@ -249,9 +249,8 @@ class Decider:
         """A short question about "it" with nothing else unknown: "how much is it?"."""
         assert turn.resolution is not None
         words = turn.resolution.masked.split()
-        pronouns = {"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"}
         unknown = self.matcher.unknown_share(turn.resolution.masked, self.stop_words)
-        return bool(set(words) & pronouns) and len(words) <= 6 and unknown == 0
+        return bool(set(words) & PRONOUNS) and len(words) <= 6 and unknown == 0
 
     def if_confident_half(self, turn: Turn) -> bool:
         return turn.confidence >= self.thresholds.get("bare_question", 0.5)

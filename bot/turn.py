@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from intents.matcher import Prediction
 from knowledge.resolver import Resolution
 
-__all__ = ["Turn"]
+__all__ = ["PRONOUNS", "Turn"]
+
+#: Words that point back to something said before ("how much is it?", "that one").
+PRONOUNS = frozenset({"it", "its", "this", "that", "they", "them", "one", "these", "those", "both"})
 
 
 @dataclass

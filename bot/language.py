@@ -1,0 +1,142 @@
+"""The language pipeline: one blank English spaCy pipeline with a trimmed lemma table, and
+the check for messages written in another language.
+
+Shared by the assistant and ``cgt-bot check``; no model is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import cast
+
+import spacy
+import spacy_lookups_data
+from spacy.lang.en.stop_words import STOP_WORDS
+from spacy.language import Language
+from spacy.lookups import Lookups
+from spacy.pipeline import Lemmatizer
+from spacy.tokenizer import Tokenizer
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
+
+from intents.catalog import Catalog
+from knowledge.cache import cache_dir
+from knowledge.loader import KnowledgeBase
+from knowledge.resolver import common_words, normalize
+
+__all__ = ["build_nlp", "known_words", "language_of"]
+
+
+def _english_tokenizer() -> Callable[[Language], Tokenizer]:
+    """English punctuation rules without the table of special cases.
+
+    Messages are normalized before they are tokenized ("don't" is already "dont"), so the
+    1,300 English special cases change little, and building them is most of spaCy's start-up.
+    """
+
+    def create(nlp: Language) -> Tokenizer:
+        defaults = nlp.Defaults
+        return Tokenizer(
+            nlp.vocab,
+            rules={},
+            # None where a language has no such rules, as spaCy's own tokenizer factory does.
+            prefix_search=compile_prefix_regex(defaults.prefixes).search if defaults.prefixes else None,
+            suffix_search=compile_suffix_regex(defaults.suffixes).search if defaults.suffixes else None,
+            infix_finditer=compile_infix_regex(defaults.infixes).finditer if defaults.infixes else None,
+            token_match=defaults.token_match,
+            url_match=defaults.url_match,
+        )
+
+    return create
+
+
+# Registered by a call, not as a decorator: the registry (catalogue) is untyped, and a decorator
+# from it would make the function untyped too.
+spacy.registry.tokenizers("cgt_bot.english_tokenizer.v1", func=_english_tokenizer)
+
+
+def build_nlp(keep: frozenset[str] | None = None) -> Language:
+    """A blank English pipeline with the lookup lemmatizer; no model is downloaded.
+
+    Args:
+        keep (frozenset[str] | None): when given, only the lemma entries whose word form or lemma
+            is one of these words are kept. The bot's decisions read lemmas only of words its
+            data knows (catalog examples, names, rules, common English), and a table of those is a
+            tenth of the full one, read in a tenth of the time. Built once from spacy-lookups-data
+            and cached by the words it keeps.
+    """
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cgt_bot.english_tokenizer.v1"}}})
+    # add_pipe is typed as returning any pipe; the "lemmatizer" factory makes a Lemmatizer.
+    lemmatizer = cast(Lemmatizer, nlp.add_pipe("lemmatizer", config={"mode": "lookup"}))
+    digest = hashlib.sha256("\n".join(sorted(keep or ())).encode("utf-8")).hexdigest()[:16]
+    nlp.meta["lemma_table"] = f"{spacy.__version__}-{digest if keep else 'full'}"
+    cached = cache_dir() / f"lemmatizer-{nlp.meta['lemma_table']}"
+    try:
+        lemmatizer.from_disk(cached)
+        return nlp
+    except Exception:  # no cache yet, or an unreadable one: build from the package data
+        pass
+    if keep:
+        lemmatizer.initialize(lookups=_kept_lemmas(keep))
+    else:
+        nlp.initialize()
+    with contextlib.suppress(OSError):  # an unwritable cache only costs time
+        lemmatizer.to_disk(cached)
+    return nlp
+
+
+def _kept_lemmas(keep: frozenset[str]) -> Lookups:
+    """The English lemma table of spacy-lookups-data, cut down to the entries ``keep`` needs."""
+    # spaCy's tables hold hashed keys; the words come from the package's own JSON file.
+    source = Path(spacy_lookups_data.__file__).parent / "data" / "en_lemma_lookup.json.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as handle:
+        entries = json.load(handle)
+    kept = {form: lemma for form, lemma in entries.items() if form in keep or lemma in keep}
+    lookups = Lookups()
+    lookups.add_table("lemma_lookup", kept)
+    return lookups
+
+
+def known_words(kb: KnowledgeBase, catalog: Catalog) -> frozenset[str]:
+    """Every word the bot's data uses: the only words whose lemmas its decisions read."""
+    texts: list[str] = [e for examples in catalog.examples.values() for e in examples]
+    for product in kb.products.values():
+        texts += [product.brand, product.generic_name or "", *product.aliases]
+    for items in (kb.conditions, kb.groups, kb.topics, kb.not_covered):
+        for item in items.values():
+            texts += [item.name, *item.aliases]
+    scope = catalog.scope
+    texts += [*scope.domain_words, *scope.follow_up_words, *scope.treatment_words, *scope.use_words]
+    safety = catalog.safety.emergency
+    texts += [*safety.signs, *safety.fuzzy_signs, *safety.subjects, *safety.now_verbs]
+    words = {w for text in texts for w in re.findall(r"[a-z]+", normalize(text))}
+    return frozenset(words | common_words() | set(STOP_WORDS))
+
+
+def language_of(
+    normalized: str, stop_words: frozenset[str], languages: Mapping[str, frozenset[str]]
+) -> str | None:
+    """The language of a message that is clearly not English, else None.
+
+    Args:
+        normalized (str): the normalized message.
+        stop_words (frozenset[str]): English function words.
+        languages (Mapping[str, frozenset[str]]): words that mark each other language (scope.yaml).
+    """
+    letters = [ch for ch in normalized if ch.isalpha()]
+    if letters and sum(ch.isascii() for ch in letters) / len(letters) < 0.5:
+        return "other"
+    words = re.findall(r"[^\W\d_]+", normalized)
+    if len(words) < 2:
+        return None
+    english = sum(w in stop_words for w in words)
+    for lang, vocab in languages.items():
+        hits = sum(w in vocab for w in words)
+        if hits >= 2 and hits > english and hits >= len(words) / 3:
+            return lang
+    return None
