@@ -391,3 +391,20 @@ def test_understanding_two_questions_answer_the_first_and_offer_the_second(
     reply = assistant.reply(f"{asked[0]} {asked[1].lower()}")
     assert reply.intent == first_intent and reply.products == [product_id], reply.text
     assert reply.suggestions[:1] == [asked[1]], reply.suggestions
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+def test_understanding_when_a_class_was_approved_lists_each_product_by_date(
+    assistant: Assistant, topic_id: str
+) -> None:
+    topic = KB.topics[topic_id]
+    reply = assistant.reply(f"when did the fda approve {topic.name}?")
+    if reply.intent != "product_approval":
+        pytest.xfail(f"read as {reply.intent}")  # the classifier's reading; measured by eval
+    members = KB.class_members(topic_id)
+    for product in members:
+        assert product.brand in reply.text, reply.text
+    if "approval" not in topic.aspects:
+        dated = sorted((p for p in members if p.first_approval), key=lambda p: str(p.first_approval))
+        positions = [reply.text.find(f"- {p.brand}:") for p in dated]
+        assert positions == sorted(positions) and min(positions) >= 0, reply.text
