@@ -252,6 +252,15 @@ class Decider:
         unknown = self.matcher.unknown_share(turn.resolution.masked, self.stop_words)
         return bool(set(words) & PRONOUNS) and len(words) <= 6 and unknown == 0
 
+    def if_advice_in_domain(self, turn: Turn) -> bool:
+        """ "Can I take ibuprofen after my CAR-T?": a decision, declined kindly, not another medicine."""
+        return turn.intent == "personal_advice" and self.if_on_topic(turn)
+
+    def if_clear_reading(self, turn: Turn) -> bool:
+        assert turn.resolution is not None
+        known = self.matcher.unknown_share(turn.resolution.masked, self.stop_words) == 0
+        return known and turn.confidence >= self.thresholds.get("clear_reading", 1.0)
+
     def if_confident_half(self, turn: Turn) -> bool:
         return turn.confidence >= self.thresholds.get("bare_question", 0.5)
 

@@ -408,3 +408,15 @@ def test_understanding_when_a_class_was_approved_lists_each_product_by_date(
         dated = sorted((p for p in members if p.first_approval), key=lambda p: str(p.first_approval))
         positions = [reply.text.find(f"- {p.brand}:") for p in dated]
         assert positions == sorted(positions) and min(positions) >= 0, reply.text
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+@pytest.mark.parametrize("other_id", OTHERS)
+def test_understanding_another_medicine_with_a_therapy_is_a_decision_declined_kindly(
+    assistant: Assistant, topic_id: str, other_id: str
+) -> None:
+    cls, other = KB.topics[topic_id].name, KB.not_covered[other_id].name
+    reply = assistant.reply(f"can i take {other} after my {cls} treatment?")
+    if reply.intent not in ("personal_advice", "out_of_scope"):
+        pytest.xfail(f"read as {reply.intent}")  # the classifier's reading; measured by eval
+    assert reply.intent == "personal_advice", reply.text
