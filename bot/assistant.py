@@ -27,7 +27,7 @@ from intents.matcher import IntentMatcher
 from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
-from knowledge.resolver import Resolver, normalize
+from knowledge.resolver import Resolution, Resolver, normalize
 
 __all__ = ["Assistant"]
 
@@ -150,8 +150,9 @@ class Assistant:
         resolution = self.resolver.resolve(normalized)
         turn.resolution = resolution
         turn.products = resolution.ids("product")
-        turn.conditions = resolution.ids("condition")
-        turn.groups = resolution.ids("group")
+        ruled_out = self._ruled_out(resolution)
+        turn.conditions = [c for c in resolution.ids("condition") if c not in ruled_out]
+        turn.groups = [g for g in resolution.ids("group") if g not in ruled_out]
         turn.others = resolution.ids("other")
         turn.did_you_mean = [p for p in resolution.did_you_mean if p not in turn.products]
         strong = self.conversation.strong(resolution.ids("topic"))
@@ -204,6 +205,17 @@ class Assistant:
         self.conversation.apply(turn, context)
         self.decider.decide(turn)
         return turn
+
+    def _ruled_out(self, resolution: Resolution) -> set[str]:
+        """Conditions and groups the message excludes: "cell therapy for solid tumors, not blood cancer"."""
+        words = [t.text for t in resolution.doc]
+        before = self.catalog.scope.negations
+        return {
+            m.id
+            for m in resolution.mentions
+            if m.kind in ("condition", "group")
+            and any(" ".join(words[max(0, m.start - len(n.split())) : m.start]) == n for n in before)
+        }
 
     def _questions(self, text: str) -> tuple[str | None, list[str]]:
         """The masked question the intent is read from, and the other questions asked with it.

@@ -35,13 +35,6 @@ SOURCE_WORDS = {
 
 
 #: Topics that name a kind of product, and the kinds they cover.
-KIND_TOPICS = {
-    "cell-therapy": ("cell therapy",),
-    "gene-therapy": ("gene therapy", "cell-based gene therapy"),
-    "cell-based-gene-therapy": ("cell-based gene therapy",),
-}
-
-
 @dataclass
 class Selection:
     """Products picked for a list answer, with a heading that says what was asked."""
@@ -293,16 +286,19 @@ class Renderer:
     ) -> Selection:
         """Listed products filtered by the kinds, technologies and condition groups asked about."""
         items = self.kb.listed_products()
-        kinds = {k for t in topics for k in KIND_TOPICS.get(t.id, ())}
+        # A kind of therapy (gene therapy, cell therapy) is the kinds its topic's members have, as
+        # the knowledge base defines them: a cell-based gene therapy is both.
+        by_kind = [t for t in topics if t.members is not None and t.members.kinds]
+        kinds = {k for t in by_kind if t.members is not None for k in t.members.kinds}
         if kinds:
             items = [p for p in items if p.kind in kinds]
-        techs = [t for t in topics if t.id not in KIND_TOPICS and any(t.id in p.technologies for p in items)]
+        techs = [t for t in topics if t not in by_kind and any(t.id in p.technologies for p in items)]
         if techs:
             items = [p for p in items if any(t.id in p.technologies for t in techs)]
         wanted = {c.id for g in groups for c in self.kb.conditions_under(g.id)} | {c.id for c in conditions}
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
-        what = _join([t.name for t in topics if t.id in KIND_TOPICS] + [t.name for t in techs])
+        what = _join([t.name for t in by_kind] + [t.name for t in techs])
         where = _join([g.name for g in groups] + [c.name for c in conditions])
         label = _join([x for x in (what, where) if x]) or "cell and gene therapies"
         heading = f"FDA-approved {what + ' products' if what else 'cell and gene therapies'}"

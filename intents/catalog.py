@@ -160,6 +160,9 @@ class ScopeRules(_Model):
     comparative_words: list[str] = Field(
         default=[], description="Words that make 'which one ...?' over several products a comparison."
     )
+    negations: list[str] = Field(
+        default=[], description="Words just before a condition that exclude it ('not blood cancer')."
+    )
     min_confidence: float = Field(ge=0, le=1)
     shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)
