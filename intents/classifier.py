@@ -109,14 +109,22 @@ class LinearModel:
         moments = [np.zeros_like(weights), np.zeros_like(weights), np.zeros_like(bias), np.zeros_like(bias)]
         beta1, beta2 = 0.9, 0.999
         n = len(rows)
+        # ``take`` copies the same rows as fancy indexing at a tenth of the cost, and the error
+        # rows each feature sums never change: the same sums in the same order, so the same model.
+        by_owner = owner[by_feature]
+        dense = len(feature_ids) == len(index)
         for step in range(1, steps + 1):
-            logits = np.add.reduceat(weights[flat], starts, axis=0) + bias
+            logits = np.add.reduceat(weights.take(flat, axis=0), starts, axis=0) + bias
             logits -= logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
             probs /= probs.sum(axis=1, keepdims=True)
             error = (probs - y) / n
             grad_w = l2 * weights
-            grad_w[feature_ids] += np.add.reduceat(error[owner[by_feature]], feature_starts, axis=0)
+            summed = np.add.reduceat(error.take(by_owner, axis=0), feature_starts, axis=0)
+            if dense:
+                grad_w += summed
+            else:
+                grad_w[feature_ids] += summed
             grad_b = error.sum(axis=0)
             for k, (grad, param) in enumerate(((grad_w, weights), (grad_b, bias))):
                 m, v = moments[2 * k], moments[2 * k + 1]
@@ -213,22 +221,25 @@ def _fit_batches(
                 counts = np.bincount(owner, minlength=len(picked))
                 offsets = np.cumsum(counts) - counts
             used = flat[positions]
+            # ``take`` reads rows as fancy indexing does, several times faster (see ``fit``).
             logits = np.zeros((len(picked), labels), dtype=np.float32)
-            logits[counts > 0] = np.add.reduceat(weights[used], offsets[counts > 0], axis=0)
+            logits[counts > 0] = np.add.reduceat(weights.take(used, axis=0), offsets[counts > 0], axis=0)
             logits += bias
             logits -= logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
             probs /= probs.sum(axis=1, keepdims=True)
-            error = (probs - y[picked]) / len(picked)
+            error = (probs - y.take(picked, axis=0)) / len(picked)
             touched, where = np.unique(used, return_inverse=True)
             by_row = np.argsort(where, kind="stable")
             group = np.searchsorted(where[by_row], np.arange(len(touched)))
-            grad_w = np.add.reduceat(error[owner[by_row]], group, axis=0) + l2 * weights[touched]
+            grad_w = np.add.reduceat(error.take(owner[by_row], axis=0), group, axis=0) + l2 * weights.take(
+                touched, axis=0
+            )
             grad_b = error.sum(axis=0)
             step += 1
             scale = rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
-            m = beta1 * m_w[touched] + (1 - beta1) * grad_w
-            v = beta2 * v_w[touched] + (1 - beta2) * grad_w * grad_w
+            m = beta1 * m_w.take(touched, axis=0) + (1 - beta1) * grad_w
+            v = beta2 * v_w.take(touched, axis=0) + (1 - beta2) * grad_w * grad_w
             m_w[touched], v_w[touched] = m, v
             weights[touched] -= scale * m / (np.sqrt(v) + 1e-8)
             m_b[:] = beta1 * m_b + (1 - beta1) * grad_b
