@@ -139,7 +139,9 @@ class LinearModel:
 
     def predict(self, text: str) -> dict[str, float]:
         """The probability of each label for one masked text."""
-        rows = [self.index[f] for f in set(features(text, self.pieces)) if f in self.index]
+        # Summed in row order, not in the order of a set of strings (which changes with each
+        # process's hash seed), so that the same text always gets the same float32 probabilities.
+        rows = sorted({self.index[f] for f in features(text, self.pieces) if f in self.index})
         logits = self.bias + (self.weights[rows].sum(axis=0) if rows else 0.0)
         logits = logits - logits.max()
         probs = np.exp(logits)
