@@ -231,19 +231,23 @@ def _fit_batches(
             probs = np.exp(logits)
             probs /= probs.sum(axis=1, keepdims=True)
             error = (probs - y.take(picked, axis=0)) / len(picked)
-            touched, where = np.unique(used, return_inverse=True)
-            by_row = np.argsort(where, kind="stable")
-            group = np.searchsorted(where[by_row], np.arange(len(touched)))
-            grad_w = np.add.reduceat(error.take(owner[by_row], axis=0), group, axis=0) + l2 * weights.take(
-                touched, axis=0
-            )
+            # One stable sort gives what np.unique, a second sort and a search gave before, in the
+            # same order: the features the batch uses, its rows grouped by feature, group starts.
+            by_row = np.argsort(used, kind="stable")
+            ordered = used[by_row]
+            first = np.ones(len(ordered), dtype=bool)
+            first[1:] = ordered[1:] != ordered[:-1]
+            group = np.flatnonzero(first)
+            touched = ordered[group]
+            rows_w = weights.take(touched, axis=0)
+            grad_w = np.add.reduceat(error.take(owner[by_row], axis=0), group, axis=0) + l2 * rows_w
             grad_b = error.sum(axis=0)
             step += 1
             scale = rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
             m = beta1 * m_w.take(touched, axis=0) + (1 - beta1) * grad_w
             v = beta2 * v_w.take(touched, axis=0) + (1 - beta2) * grad_w * grad_w
             m_w[touched], v_w[touched] = m, v
-            weights[touched] -= scale * m / (np.sqrt(v) + 1e-8)
+            weights[touched] = rows_w - scale * m / (np.sqrt(v) + 1e-8)
             m_b[:] = beta1 * m_b + (1 - beta1) * grad_b
             v_b[:] = beta2 * v_b + (1 - beta2) * grad_b * grad_b
             bias -= scale * m_b / (np.sqrt(v_b) + 1e-8)
