@@ -112,6 +112,8 @@ class LinearModel:
         # ``take`` copies the same rows as fancy indexing at a tenth of the cost, and the error
         # rows each feature sums never change: the same sums in the same order, so the same model.
         by_owner = owner[by_feature]
+        # Every feature comes from some text, so the sums cover every weight row: added whole,
+        # without a scatter through an index of all rows.
         dense = len(feature_ids) == len(index)
         for step in range(1, steps + 1):
             logits = np.add.reduceat(weights.take(flat, axis=0), starts, axis=0) + bias
