@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from rapidfuzz import fuzz, process
 
 from intents.catalog import SafetyRules
-from intents.emergency import EmergencyModel, Vitals, load_model, load_sign_groups, load_tense
+from intents.emergency import EmergencyModel, Vitals, calibration, load_model, load_sign_groups, load_tense
 
 __all__ = ["SafetyScreen", "tokens_of"]
 
@@ -87,8 +88,13 @@ class SafetyScreen:
         )
         self.common = common_words
         self.known = known
+        self._extra = (tuple(extra_urgent), tuple(extra_calm))
         # The second opinion, last: its threshold is set on what the rules above miss.
         self.model = model if model is not None else load_model(extra_urgent, extra_calm, self._rules_catch)
+
+    def calibration(self) -> dict[str, Any]:
+        """The emergency model's threshold for these rules and examples, worked out from scratch."""
+        return calibration(*self._extra, self._rules_catch)
 
     def _sign_positions(self, tokens: list[str]) -> list[int]:
         joined = " ".join(tokens)
