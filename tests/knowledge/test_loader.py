@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from knowledge import DATA_DIR, DataError, collect, load_knowledge
+from knowledge import DataError, collect, load_knowledge
 
 
 def test_loader_loads_every_packaged_file_without_problems() -> None:
@@ -15,13 +14,6 @@ def test_loader_loads_every_packaged_file_without_problems() -> None:
     assert [str(p) for p in problems if p.severity == "error"] == []
     assert len(kb.products) >= 40
     assert {"kymriah", "zolgensma", "luxturna", "casgevy", "hpc-cord-blood"} <= set(kb.products)
-
-
-@pytest.fixture()
-def data_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "data"
-    shutil.copytree(DATA_DIR, target)
-    return target
 
 
 def test_loader_names_file_and_field_of_a_bad_value(data_copy: Path) -> None:
