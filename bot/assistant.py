@@ -94,6 +94,8 @@ class Assistant:
         self._name_fillers = frozenset(scope.name_fillers)
         self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
         self._stop_words = frozenset(self.nlp.Defaults.stop_words)
+        assert self.catalog.texts is not None  # a catalog without its texts does not load
+        self._error_text = self.catalog.texts.error
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -106,11 +108,7 @@ class Assistant:
             return Reply(
                 intent="out_of_scope",
                 confidence=0.0,
-                text=(
-                    "Sorry, something went wrong while I was answering. Please try asking in a "
-                    "different way.\n\nFor questions about your own health, please talk to your "
-                    "healthcare provider."
-                ),
+                text=self._error_text,
             )
 
     def reset(self, session: str) -> None:

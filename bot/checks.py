@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from intents.catalog import collect_catalog
+from knowledge.errors import DataError
 from knowledge.loader import FACT_FIELDS, KnowledgeBase, Problem, collect
 from knowledge.schema import Product
 
@@ -58,6 +59,7 @@ def run_checks() -> CheckResult:
                 problems.append(
                     Problem("knowledge/data/products", f"alias '{name}' leads to {', '.join(explicit)}")
                 )
+    problems += front_end_problems()
     if not [p for p in problems if p.severity == "error"]:
         problems += answer_problems()
     problems += list(kb.stale())
@@ -97,6 +99,21 @@ def unsourced_facts(kb: KnowledgeBase, product: Product, reply: Reply) -> list[s
         if not wanted or not wanted <= shown:
             missing.append(name)
     return missing
+
+
+def front_end_problems() -> list[Problem]:
+    """The words of the terminal chat and of Telegram, each file checked as the front end reads it."""
+    from bot.telegram_texts import load_texts
+    from bot.texts import terminal_texts
+
+    found: list[Problem] = []
+    for load in (terminal_texts, load_texts):
+        try:
+            load()
+        except DataError as error:
+            # Each problem already reads "file: field: message".
+            found += [Problem(*message.split(": ", 1)) for message in error.problems if ": " in message]
+    return found
 
 
 def answer_problems() -> list[Problem]:

@@ -74,18 +74,17 @@ def _configure_logging(level: str) -> None:
     configure_logging(level)
 
 
-FIRST_START = "first start: training the intent classifier (a few seconds, once)..."
-
-
 def _assistant() -> Assistant:
     from bot.terminal import Progress
+    from bot.texts import terminal_texts
 
+    texts = terminal_texts()
     # A spinner on a terminal while the assistant loads (over a second); one line otherwise,
     # and only when the classifier must first be trained.
-    with Progress(sys.stderr, "starting...") as progress:
+    with Progress(sys.stderr, texts.starting) as progress:
         from bot.assistant import Assistant
 
-        return Assistant(on_training=lambda: progress.update(FIRST_START))
+        return Assistant(on_training=lambda: progress.update(texts.first_start))
 
 
 def _ask(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

@@ -165,13 +165,13 @@ class Composer:
             out += [s for s in follow if s not in out]
         return out[:4] if unsure else out[:3]
 
-    @staticmethod
-    def _retry(resolution: Resolution, brand: str) -> str:
+    def _retry(self, resolution: Resolution, brand: str) -> str:
         """The question again, with the unsure name replaced by a product's name."""
         doc = resolution.doc
         spans = resolution.unsure_spans
         if not spans:
-            return f"What is {brand}?"
+            assert self.catalog.texts is not None
+            return self.catalog.texts.what_is.format(brand=brand)
         start, end = spans[0]
         words = [t.text_with_ws for t in doc[:start]] + [brand + doc[end - 1].whitespace_]
         words += [t.text_with_ws for t in doc[end:]]

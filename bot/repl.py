@@ -12,27 +12,13 @@ from typing import TextIO
 from bot.assistant import Assistant
 from bot.reply import Reply
 from bot.terminal import Layout, Screen, is_terminal
+from bot.texts import terminal_texts
 
 __all__ = ["Chat", "run_repl"]
 
 SESSION = "repl"
-WELCOME = (
-    "cgt-bot: questions about FDA-approved cell and gene therapies, in plain words.\n"
-    "General information only, not medical advice. Type /help for commands, /quit to leave."
-)
-COMMANDS = (
-    "Commands:\n"
-    "- /help: show this help\n"
-    "- /sources: where the facts of the last answer come from\n"
-    "- /reset: start a new conversation (forget what we talked about)\n"
-    "- /quit: leave (Ctrl-D or Ctrl-C work too)\n"
-    "Type the number of a suggestion to ask it."
-)
-RESET = "OK, let's start over. What would you like to know?"
-GOODBYE = "Goodbye. Take care!"
 #: How many recent answers a repeated answer is compared with.
 RECENT = 3
-SAME = "That is the same answer as I gave just above."
 
 
 class Chat:
@@ -58,18 +44,18 @@ class Chat:
         if command in ("/quit", "/exit", "/q"):
             return None
         if command == "/help":
-            return Layout(COMMANDS)
+            return Layout(terminal_texts().commands)
         if command == "/sources":
             return Layout(self.sources())
         if command == "/reset":
             self.assistant.reset(SESSION)
             self.options, self.last, self._recent = [], None, []
-            return Layout(RESET)
+            return Layout(terminal_texts().reset)
         asked = None
         if self.numbered and text.isdigit() and self.options:
             index = int(text) - 1
             if not 0 <= index < len(self.options):
-                return Layout(f"Please type a number from 1 to {len(self.options)}, or a question.")
+                return Layout(terminal_texts().pick_a_number.format(count=len(self.options)))
             text = asked = self.options[index]
         reply = self.assistant.reply(text, session=SESSION)
         return self.layout(reply, asked, question=text)
@@ -85,24 +71,24 @@ class Chat:
         self.options = offered if self.numbered else []
         text = reply.text
         if self.numbered and not reply.urgent and reply.text in self._recent:
-            text = SAME
+            text = terminal_texts().same
         self._recent = [*self._recent[-(RECENT - 1) :], reply.text]
-        heading = None if reply.did_you_mean else "You could also ask:"
+        heading = None if reply.did_you_mean else terminal_texts().also_ask
         return Layout(text, self.options, heading, reply.urgent, asked)
 
     def sources(self) -> str:
         """The sources of the last answer, most authoritative first, and when they were reviewed."""
-        reply = self.last
+        reply, texts = self.last, terminal_texts()
         if reply is None:
-            return "Ask a question first; then /sources shows where the facts of the answer come from."
+            return texts.no_answer_yet
         if not reply.sources:
-            return "The last answer stated no facts from my sources, so there are none to show."
-        lines = ["Sources of the last answer:"]
+            return texts.no_sources
+        lines = [texts.sources_heading]
         for source in reply.sources:
             where = f": {source.url}" if source.url else ""
             lines.append(f"- {source.title} ({source.date}){where}")
         if reply.reviewed:
-            lines.append(f"\nThese facts were last reviewed on {reply.reviewed}.")
+            lines.append("\n" + texts.reviewed.format(date=reply.reviewed))
         return "\n".join(lines)
 
 
@@ -125,7 +111,7 @@ def run_repl(assistant: Assistant, stdin: TextIO, stdout: TextIO) -> int:
     chat = Chat(assistant)
     screen = _screen(assistant, stdout)
     prompt: PromptSession[str] = PromptSession(history=InMemoryHistory())
-    screen.say(WELCOME)
+    screen.say(terminal_texts().welcome)
     screen.blank()
     while True:
         try:
@@ -136,7 +122,7 @@ def run_repl(assistant: Assistant, stdin: TextIO, stdout: TextIO) -> int:
         except (EOFError, KeyboardInterrupt):
             layout = None
         if layout is None:
-            screen.say(GOODBYE)
+            screen.say(terminal_texts().goodbye)
             return 0
         screen.blank()
         screen.show(layout)

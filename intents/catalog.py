@@ -70,6 +70,13 @@ class IntentSpec(_Model):
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
 
+class Texts(_Model):
+    """Texts the assistant says outside any answer template (``texts.yaml``)."""
+
+    error: str = Field(min_length=1)
+    what_is: str = Field(pattern=r"\{brand\}")
+
+
 class PolicyRule(_Model):
     """One rule of the decision policy (``policy.yaml``): when its conditions hold, its action."""
 
@@ -180,6 +187,7 @@ class Catalog:
     responses_dir: Path
     files: dict[str, str] = field(default_factory=dict)
     policy: Policy | None = None
+    texts: Texts | None = None
     _shorthand: re.Pattern[str] | None = field(default=None, repr=False)
 
     def spec(self, name: str) -> IntentSpec:
@@ -217,6 +225,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     intents = {s.name: s for s in specs}
     safety = parse(root / "safety.yaml", TypeAdapter(SafetyRules))
     policy = parse(root / "policy.yaml", TypeAdapter(Policy))
+    texts = parse(root / "texts.yaml", TypeAdapter(Texts))
     scope = parse(root / "scope.yaml", TypeAdapter(ScopeRules))
     examples: dict[str, list[str]] = {}
     files: dict[str, str] = {}
@@ -234,9 +243,9 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     problems += _intent_problems(intents, examples, responses)
     problems += _policy_problems(policy, intents)
     problems += _doubled_examples(examples, files)
-    if safety is None or scope is None or policy is None or not intents:
+    if safety is None or scope is None or policy is None or texts is None or not intents:
         return None, problems
-    catalog = Catalog(intents, examples, safety, scope, responses, files, policy)
+    catalog = Catalog(intents, examples, safety, scope, responses, files, policy, texts)
     return catalog, problems
 
 

@@ -8,8 +8,9 @@ import re
 import pytest
 
 from bot import Assistant
-from bot.repl import COMMANDS, RESET, SAME, Chat, run_repl
+from bot.repl import Chat, run_repl
 from bot.terminal import Layout, Screen
+from bot.texts import terminal_texts
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -40,9 +41,13 @@ def test_repl_out_of_range_number(assistant: Assistant) -> None:
 def test_repl_commands(assistant: Assistant) -> None:
     chat = Chat(assistant)
     help_ = chat.handle("/help")
-    assert help_ is not None and help_.text == COMMANDS and "/sources" in COMMANDS
+    assert (
+        help_ is not None
+        and help_.text == terminal_texts().commands
+        and "/sources" in terminal_texts().commands
+    )
     reset = chat.handle("/reset")
-    assert reset is not None and reset.text == RESET
+    assert reset is not None and reset.text == terminal_texts().reset
     assert chat.handle("/quit") is None
 
 
@@ -91,7 +96,7 @@ def test_repl_same_answer_again_is_said_once(assistant: Assistant) -> None:
     again = chat.handle("kymriah vs yescarta")
     assert first is not None and again is not None
     assert len(first.text) > 500
-    assert again.text == SAME
+    assert again.text == terminal_texts().same
 
 
 def test_repl_urgent_reply_comes_alone_in_red(assistant: Assistant) -> None:
@@ -157,5 +162,5 @@ def test_repl_piped_input_gets_answers_only(assistant: Assistant) -> None:
     out = stdout.getvalue()
     assert "Zolgensma" in out
     assert "You could also ask" not in out and "  1. " not in out and "> " not in out
-    assert SAME not in out  # a script asking twice gets the answer twice
+    assert terminal_texts().same not in out  # a script asking twice gets the answer twice
     assert "\x1b[" not in out

@@ -6,13 +6,13 @@ import re
 
 import pexpect
 
-from bot.repl import GOODBYE, RESET, WELCOME
+from bot.texts import terminal_texts
 from tests.auxil.terminal import WIDTH, ask, seen
 
 
 def test_terminal_chat_session(chat: pexpect.spawn) -> None:
     welcome = seen(chat.before)
-    assert " ".join(WELCOME.split()) in " ".join(welcome.split())
+    assert " ".join(terminal_texts().welcome.split()) in " ".join(welcome.split())
 
     answer = ask(chat, "what are the side effects of zolgensma")
     lines = [line.rstrip() for line in answer.splitlines()]
@@ -38,14 +38,14 @@ def test_terminal_chat_session(chat: pexpect.spawn) -> None:
     for command in ("/help", "/sources", "/reset", "/quit"):
         assert command in help_
 
-    assert RESET in " ".join(ask(chat, "/reset").split())
+    assert terminal_texts().reset in " ".join(ask(chat, "/reset").split())
     after_reset = ask(chat, "how much does it cost?")
     # The conversation was forgotten: no Zolgensma price, only a general reply.
     assert "list price" not in after_reset and "Zolgensma's" not in after_reset
 
     chat.sendcontrol("d")
     chat.expect(pexpect.EOF)
-    assert GOODBYE in seen(chat.before)
+    assert terminal_texts().goodbye in seen(chat.before)
     chat.close()
     assert chat.exitstatus == 0
 
@@ -57,6 +57,6 @@ def test_terminal_did_you_mean_then_ctrl_c(chat: pexpect.spawn) -> None:
     assert "You could also ask" not in answer
     chat.sendintr()
     chat.expect(pexpect.EOF)
-    assert GOODBYE in seen(chat.before)
+    assert terminal_texts().goodbye in seen(chat.before)
     chat.close()
     assert chat.exitstatus == 0
