@@ -1,11 +1,12 @@
 """Shared state in Redis, for several workers on one bot token (``cgt-bot telegram --redis URL``).
 
 Everything the in-memory :class:`~bot.telegram_state.ChatStore` keeps about a chat lives here
-instead, under keys that expire after the same idle time: the chat's button keys and flood
-counter (``chat:<id>``), the assistant's conversation context (``context:<id>``, the subject of
-the conversation: product, condition and topic ids, never a message), the updates already
-answered (``update:<update_id>``), a lock per chat (``lock:<id>``) and the send-rate counters
-(``rate:...``). Every key starts with :data:`PREFIX`.
+instead, under keys that expire after the same idle time: the chat's button keys (with the
+sources behind its "Sources" buttons) and flood counter (``chat:<id>``), the assistant's
+conversation context (``context:<id>``, the subject of the conversation: product, condition and
+topic ids, never a message), the updates already answered (``update:<update_id>``), a lock per
+chat (``lock:<id>``) and the send-rate counters (``rate:...``). Every key starts with
+:data:`PREFIX`.
 
 The client is redis-py's asyncio client, made on the bot's own event loop by :meth:`connect`.
 """
@@ -29,7 +30,7 @@ from redis.exceptions import LockError, RedisError
 
 from bot.errors import CgtBotError, UsageError
 from bot.session import Context
-from bot.telegram_state import ChatState
+from bot.telegram_state import ChatState, saved_sources
 
 __all__ = ["LOCK_TTL", "PREFIX", "RedisChatStore", "context_from_json", "context_to_json", "redis_where"]
 
@@ -146,6 +147,7 @@ class RedisChatStore:
             buttons={str(k): str(v) for k, v in data["buttons"].items()},
             recent=deque(float(at) for at in data["recent"]),
             warned=bool(data["warned"]),
+            sources=saved_sources(data.get("sources", {})),  # none in state of older versions
         )
 
     async def put(self, chat_id: int, state: ChatState) -> None:
@@ -155,6 +157,7 @@ class RedisChatStore:
             "buttons": state.buttons,
             "recent": list(state.recent),
             "warned": state.warned,
+            "sources": state.sources,
         }
         await self.client.set(
             self._key("chat", chat_id), json.dumps(data, separators=(",", ":")), ex=self._ttl
