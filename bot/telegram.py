@@ -910,10 +910,13 @@ def _run(
     if webhook is not None:
         url, host, port, secret = webhook
         parts = urlsplit(url)
-        announce = (
-            f"Answering on Telegram as @{username} by webhook ({parts.scheme}://{parts.hostname}"
-            f"{parts.path}, listening on {host}:{port}{where}). Press Ctrl-C to stop."
-        )
+
+        def announce(bound: int) -> str:
+            return (
+                f"Answering on Telegram as @{username} by webhook ({parts.scheme}://{parts.hostname}"
+                f"{parts.path}, listening on {host}:{bound}{where}). Press Ctrl-C to stop."
+            )
+
         try:
             loop.run_until_complete(
                 serve_webhook(

@@ -473,6 +473,10 @@ class _Server(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of new connections from workers answering many
+    # chats at once overflowed it, and each dropped handshake stalled a send for many seconds
+    # (TCP retries), long enough for the webhook call behind it to time out (issue #10).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)

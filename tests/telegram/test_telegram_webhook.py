@@ -27,9 +27,9 @@ def workers(
     the trained classifier cached); all are stopped after the test."""
     started: list[Worker] = []
 
-    def start(count: int = 2, *, port: int | None = None) -> list[Worker]:
+    def start(count: int = 2) -> list[Worker]:
         new = [
-            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log", port).start()
+            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log").start()
             for i in range(count)
         ]
         started.extend(new)
@@ -151,7 +151,7 @@ def test_telegram_webhook_worker_killed_mid_run_loses_nothing_and_restart_keeps_
     for i, chat in enumerate(chats):  # every answer, once, in order: the stuck one by the survivor
         assert [plain(m) for m in fake_api.messages(chat)] == expected[BRANDS[i % 5]][:3], chat
 
-    (restarted,) = workers(1, port=pool[doomed].port)  # fresh memory, the same Redis
+    (restarted,) = workers(1)  # fresh memory, the same Redis
     for i, chat in enumerate(chats):
         fake_api.send(chat, conversation(BRANDS[i % 5])[3])
     only_restarted = Dispatcher([restarted])
