@@ -128,3 +128,32 @@ def test_telegram_whatsnew_is_the_whats_new_answer(
     assert "whatsnew" in [command["command"] for command in menu.params["commands"]]
     fake_api.send(chat, "/help")
     assert "/whatsnew" in plain(fake_api.wait_messages(chat, 3)[2])
+
+
+def test_telegram_long_source_list_is_split_below_the_limit(assistant: Assistant) -> None:
+    from bot.telegram import TelegramFrontEnd
+    from bot.telegram_format import MESSAGE_LIMIT, utf16_len
+    from bot.telegram_state import ChatStore
+    from bot.telegram_texts import plain_text
+
+    front_end = TelegramFrontEnd(assistant, TEXTS, ChatStore(60.0))
+    sources = [
+        {
+            "title": f"Label <{i}> & notes " + "x" * 150,
+            "url": f'https://www.fda.gov/l?id={i}&q="a"',
+            "date": "2026",
+        }
+        for i in range(60)
+    ] + [
+        {"title": "A printed label", "url": None, "date": "2025-02"},
+        {"title": "Odd", "url": "ftp://x", "date": "x"},
+    ]
+    chunks = front_end._sources_html(sources, "2026-11-28")
+    assert len(chunks) > 1
+    assert all(utf16_len(plain_text(chunk)) <= MESSAGE_LIMIT for chunk in chunks)
+    hrefs = [html.unescape(url) for chunk in chunks for url in re.findall(r'<a href="([^"]+)">', chunk)]
+    assert hrefs == [source["url"] for source in sources[:60]]  # ftp:// is no link
+    text = html.unescape("\n".join(chunks))
+    assert "Label <0> & notes" in text and "(fda.gov, 2026)" in text
+    assert "A printed label (February 2025)" in text and "Odd (x)" in text
+    assert chunks[-1].endswith(plain(TEXTS.sources.reviewed.format(date="November 28, 2026")))

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import IO, Any
 
@@ -379,6 +380,21 @@ class Dispatcher:
             self._jobs.put((future, chat_updates))
             futures.append(future)
         return futures
+
+    @staticmethod
+    def wait(futures: list[Future[None]], timeout: float) -> None:
+        """Block until every chat's updates were delivered; re-raise the first failure.
+
+        Raises:
+            AssertionError: Some chats were not done within ``timeout`` seconds (how many is said).
+        """
+        done, pending = wait_futures(futures, timeout)
+        for future in done:
+            future.result()
+        if pending:
+            raise AssertionError(
+                f"{len(pending)} of {len(futures)} chats were not delivered within {timeout} s"
+            )
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
