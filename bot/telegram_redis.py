@@ -213,19 +213,29 @@ class RedisChatStore:
             thread_local=False,  # the token belongs to this task, not to the thread
         )
         await lock.acquire()
-        renewer = asyncio.create_task(self._renew(lock), name="cgt-bot:lock-renewal")
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(lock, done), name="cgt-bot:lock-renewal")
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # The renewer is told to end rather than cancelled: a cancellation that arrived while
+            # redis-py ran the renewal was lost (seen with redis-py 8.2 on Python 3.11: the task
+            # stayed "cancelling" and went on renewing), so the chat stayed locked for good and
+            # this block waited for the renewer forever (issue #10).
+            done.set()
+            finished, _ = await asyncio.wait({renewer}, timeout=self.lock_ttl)
+            if not finished:  # a renewal stuck on Redis: let it go, the lock expires by itself
+                renewer.cancel()
             with contextlib.suppress(LockError, RedisError):
                 await lock.release()
 
-    async def _renew(self, lock: Lock) -> None:
-        while True:
-            await asyncio.sleep(self.lock_ttl / 3)
+    async def _renew(self, lock: Lock, done: asyncio.Event) -> None:
+        """Renew ``lock`` every third of its lifetime until ``done`` is set."""
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.lock_ttl / 3)
+            if done.is_set():
+                return
             try:
                 await lock.reacquire()
             except (LockError, RedisError):

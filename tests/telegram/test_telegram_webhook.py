@@ -36,8 +36,14 @@ def workers(
         return [worker.wait_ready() for worker in new]
 
     yield start
-    for worker in started:
-        worker.stop()
+    errors = []
+    for worker in started:  # every one, even when one before it would not stop
+        try:
+            worker.stop()
+        except AssertionError as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def conversation(brand: str) -> tuple[str, ...]:

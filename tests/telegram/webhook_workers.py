@@ -39,6 +39,7 @@ LISTENING = re.compile(r"listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)")
 READY_TIMEOUT = 60.0  # seconds for a worker to load the assistant and listen (about 5 s unloaded)
 POST_TIMEOUT = 30.0  # seconds one webhook call may take; an answer takes well under one
 DELIVER_DEADLINE = 60.0  # seconds an update is posted again until some worker acknowledges it
+STOP_TIMEOUT = 45.0  # seconds from SIGTERM to exit: a worker drains its calls for up to 30 s
 CLOSE_TIMEOUT = 10.0  # seconds the dispatcher's threads get to end once it is closed
 
 
@@ -205,7 +206,8 @@ class Worker:
         return self._port
 
     def start(self) -> Worker:
-        env = subprocess_env(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET)
+        # PYTHONFAULTHANDLER: a worker that hangs prints every thread's stack on SIGABRT (stop()).
+        env = subprocess_env(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET=SECRET, PYTHONFAULTHANDLER="1")
         args = [*command(), "--log-level", "INFO", "telegram", "--api-url", self.fake_api.url]
         args += ["--webhook-url", self.webhook_url, "--listen", "127.0.0.1:0"]
         if self.redis_url is not None:
@@ -238,8 +240,8 @@ class Worker:
             time.sleep(0.05)
         raise AssertionError(f"the worker did not listen within {timeout} s: {self._log_tail()}")
 
-    def _log_tail(self) -> str:
-        return self.log.read_text(encoding="utf-8")[-2000:] or "(its log is empty)"
+    def _log_tail(self, size: int = 2000) -> str:
+        return self.log.read_text(encoding="utf-8")[-size:] or "(its log is empty)"
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all."""
@@ -248,16 +250,29 @@ class Worker:
         self.process.wait(10)
         self._close_log()
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as a deployment would (SIGKILL after ``timeout`` s); RETURNS the exit code."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, as a deployment would; RETURNS the exit code.
+
+        Raises:
+            AssertionError: It was still running ``timeout`` seconds later; it was then made to
+                print its threads' stacks (SIGABRT) and killed, and the message quotes its log.
+        """
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+                self.process.send_signal(signal.SIGABRT)
+                try:
+                    self.process.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(10)
+                self._close_log()
+                raise AssertionError(
+                    f"the worker did not stop within {timeout} s of SIGTERM: {self._log_tail(8000)}"
+                ) from None
         self._close_log()
         return self.process.returncode
 
