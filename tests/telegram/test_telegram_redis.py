@@ -92,6 +92,7 @@ def test_telegram_redis_chat_lock_ends_when_a_renewal_swallows_its_cancellation(
     """Issue #10: a renewal in progress that loses a cancellation must not hold the chat forever."""
     import asyncio
     import contextlib
+    import threading
 
     import bot.telegram_redis as telegram_redis
 
@@ -123,5 +124,10 @@ def test_telegram_redis_chat_lock_ends_when_a_renewal_swallows_its_cancellation(
         async with store.chat_lock(1):
             await asyncio.sleep(0.2)  # the renewal (every 0.05 s) is under way when the block ends
 
-    asyncio.run(asyncio.wait_for(main(), 5))
+    # On a thread of its own: with the bug the event loop never ends (its clean-up cancels the
+    # renewer, which swallows that too), and the test must fail, not hang.
+    runner = threading.Thread(target=asyncio.run, args=(main(),), name="lock-renewal-test", daemon=True)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive(), "the chat's lock block still waited for its renewer after 10 s"
     assert SwallowingLock.renewals == 1
