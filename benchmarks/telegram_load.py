@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 from bot import Assistant
 from bot.telegram import build_application
 from tests.auxil.fake_bot_api import BotThread, FakeBotAPI
-from tests.telegram.webhook_workers import Dispatcher, Worker, free_port
+from tests.telegram.webhook_workers import Dispatcher, Worker, start_redis, stop_process
 
 BRANDS = ["Zolgensma", "Kymriah", "Luxturna", "Yescarta", "Casgevy"]
 QUESTIONS = ("what is {brand}?", "how much does it cost?")
@@ -78,35 +77,27 @@ def polling(assistant: Assistant, count: int, answers: dict[str, list[str]]) -> 
 
 def webhooks(count: int, answers: dict[str, list[str]]) -> None:
     server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    redis = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
     workdir = Path(tempfile.mkdtemp())
+    redis, url = start_redis(workdir, server)
     try:
         with FakeBotAPI() as api:
-            workers = [
-                Worker(api, f"redis://127.0.0.1:{port}/0", workdir / f"w{i}.log").start() for i in range(2)
-            ]
-            for worker in workers:
-                worker.wait_ready()
-            chats = list(range(20_001, 20_001 + count))
-            queue(api, chats)
-            updates = api.take_updates()
-            dispatcher = Dispatcher(workers)
-            started = time.monotonic()
-            for future in dispatcher.deliver(updates):
-                future.result(timeout=300)
-            elapsed = time.monotonic() - started
-            dispatcher.close()
-            report("webhooks, two workers + Redis", api, chats, elapsed, answers)
-            for worker in workers:
-                worker.stop()
+            workers = [Worker(api, f"{url}/0", workdir / f"w{i}.log").start() for i in range(2)]
+            try:
+                for worker in workers:
+                    worker.wait_ready()
+                chats = list(range(20_001, 20_001 + count))
+                queue(api, chats)
+                updates = api.take_updates()
+                with Dispatcher(workers) as dispatcher:
+                    started = time.monotonic()
+                    dispatcher.wait(dispatcher.deliver(updates), timeout=300)
+                    elapsed = time.monotonic() - started
+                report("webhooks, two workers + Redis", api, chats, elapsed, answers)
+            finally:
+                for worker in workers:
+                    worker.stop()
     finally:
-        redis.terminate()
-        redis.wait()
+        stop_process(redis)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import os
 import re
@@ -40,7 +41,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, MessageEntityType, ParseMode
+from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
@@ -56,9 +57,17 @@ from telegram.ext import (
 
 from bot.errors import CgtBotError, UsageError
 from bot.logging_setup import scrub
-from bot.reply import Reply
+from bot.reply import Reply, SourceRef
 from bot.session import Context
-from bot.telegram_format import brand_pattern, escape, render_html, shorten, split_text
+from bot.telegram_format import (
+    MESSAGE_LIMIT,
+    brand_pattern,
+    escape,
+    render_html,
+    shorten,
+    split_text,
+    utf16_len,
+)
 from bot.telegram_redis import RedisChatStore, check_redis_url, redis_where
 from bot.telegram_state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
 from bot.telegram_texts import (
@@ -231,6 +240,21 @@ class TelegramFrontEnd:
             self.texts.products.choose_kind, reply_markup=self._kinds_keyboard()
         )
 
+    async def on_whatsnew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Say what changed in the last year: the assistant's answer to the what's-new question.
+
+        Asked in the chat's conversation like a typed question, so "the second one" can follow.
+        """
+        message = _message(update)
+        quote = None if message.chat.type == ChatType.PRIVATE else message.message_id
+        await self._answer(
+            context.bot,
+            message.chat_id,
+            self.texts.whats_new_question,
+            thread_id=_thread(message),
+            quote=quote,
+        )
+
     async def on_about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say where the facts come from and when they were last reviewed."""
         dates = sorted(product.last_reviewed for product in self.products.values())
@@ -323,6 +347,10 @@ class TelegramFrontEnd:
             if isinstance(message, Message):
                 await self._browse(message, argument if prefix == "k" else None)
             return
+        if prefix == "r":
+            await query.answer()
+            await self._show_sources(context.bot, message, argument)
+            return
         question = await self._button_question(message.chat.id, prefix, argument)
         await query.answer()
         thread_id = message.message_thread_id if isinstance(message, Message) else None
@@ -342,6 +370,55 @@ class TelegramFrontEnd:
         if prefix == "p" and argument in self.products:
             return self.texts.products.question.format(brand=self.products[argument].brand)
         return None
+
+    async def _show_sources(self, bot: Bot, message: Message | Any, key: str) -> None:
+        """Send the sources behind ``key`` as a reply to the answer they belong to."""
+        thread_id = message.message_thread_id if isinstance(message, Message) else None
+        state = await self._existing_state(message.chat.id)
+        entry = state.sources.get(key) if state else None
+        if entry is None:
+            await bot.send_message(message.chat.id, self.texts.please_ask_again, message_thread_id=thread_id)
+            return
+        quote = message.message_id if isinstance(message, Message) else None
+        for index, chunk in enumerate(self._sources_html(entry["sources"], entry["reviewed"])):
+            await bot.send_message(
+                message.chat.id,
+                chunk,
+                message_thread_id=thread_id,
+                reply_parameters=_reply_to(quote) if index == 0 else None,
+            )
+
+    def _sources_html(self, sources: list[dict[str, Any]], reviewed: str | None) -> list[str]:
+        """The sources as Telegram HTML, each title linked to its page; split below the limit."""
+        texts = self.texts.sources
+        lines = [texts.heading]
+        for raw in sources:
+            source = SourceRef.model_validate(raw)
+            date = escape(_human_date(source.date))
+            site = _site(source.url)
+            if site is None:
+                lines.append(texts.item_no_link.format(title=escape(source.title), date=date))
+                continue
+            assert source.url is not None  # a site comes only from a web address
+            link = f'<a href="{html.escape(source.url, quote=True)}">{escape(source.title)}</a>'
+            lines.append(texts.item.format(title=link, site=escape(site), date=date))
+        if reviewed:
+            lines.append("\n" + fill_html(texts.reviewed, date=_human_date(reviewed)))
+        chunks: list[str] = []
+        size = 0
+        for line in lines:
+            # Telegram counts the text people see: a link's address is not part of it.
+            seen = utf16_len(plain_text(line)) + 1
+            if chunks and size + seen > MESSAGE_LIMIT:
+                chunks.append(line.lstrip("\n"))
+                size = seen
+            elif chunks:
+                chunks[-1] += "\n" + line
+                size += seen
+            else:
+                chunks.append(line)
+                size = seen
+        return chunks
 
     async def _browse(self, message: Message, kind_index: str | None) -> None:
         """Show the kinds (``kind_index`` None) or the products of one kind, editing ``message``."""
@@ -482,7 +559,7 @@ class TelegramFrontEnd:
             )
 
     def _reply_keyboard(self, reply: Reply, state: ChatState) -> InlineKeyboardMarkup | None:
-        """Did-you-mean choices (two a row), then suggestions (one a row); None when there are none.
+        """Did-you-mean choices (two a row), suggestions (one a row), then "Sources"; None if none.
 
         A choice asks the suggestion that names its product (the question again with that name),
         else the product question of the texts.
@@ -504,6 +581,10 @@ class TelegramFrontEnd:
             [InlineKeyboardButton(suggestion, callback_data=state.key_for(suggestion))]
             for suggestion in suggestions[:MAX_SUGGESTIONS]
         ]
+        if reply.sources:
+            sources = [source.model_dump() for source in reply.sources]
+            key = state.key_for_sources(sources, reply.reviewed)
+            rows.append([InlineKeyboardButton(self.texts.sources.button, callback_data=key)])
         return InlineKeyboardMarkup(rows) if rows else None
 
     # -- state ------------------------------------------------------------------------------
@@ -634,6 +715,24 @@ def _thread(message: Message) -> int | None:
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:
     return None if message_id is None else ReplyParameters(message_id, allow_sending_without_reply=True)
+
+
+def _site(url: str | None) -> str | None:
+    """The website of a web address ('www.fda.gov' -> 'fda.gov'); None for anything not http(s)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.hostname.removeprefix("www.")
+
+
+def _human_date(value: str) -> str:
+    """A date for people; as written when it is not YYYY[-MM[-DD]] (state read back from Redis)."""
+    try:
+        return human_date(value)
+    except ValueError:
+        return value
 
 
 def _sent_via(message: Message, bot: Bot) -> bool:
@@ -811,10 +910,13 @@ def _run(
     if webhook is not None:
         url, host, port, secret = webhook
         parts = urlsplit(url)
-        announce = (
-            f"Answering on Telegram as @{username} by webhook ({parts.scheme}://{parts.hostname}"
-            f"{parts.path}, listening on {host}:{port}{where}). Press Ctrl-C to stop."
-        )
+
+        def announce(bound: int) -> str:
+            return (
+                f"Answering on Telegram as @{username} by webhook ({parts.scheme}://{parts.hostname}"
+                f"{parts.path}, listening on {host}:{bound}{where}). Press Ctrl-C to stop."
+            )
+
         try:
             loop.run_until_complete(
                 serve_webhook(

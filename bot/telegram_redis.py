@@ -1,11 +1,12 @@
 """Shared state in Redis, for several workers on one bot token (``cgt-bot telegram --redis URL``).
 
 Everything the in-memory :class:`~bot.telegram_state.ChatStore` keeps about a chat lives here
-instead, under keys that expire after the same idle time: the chat's button keys and flood
-counter (``chat:<id>``), the assistant's conversation context (``context:<id>``, the subject of
-the conversation: product, condition and topic ids, never a message), the updates already
-answered (``update:<update_id>``), a lock per chat (``lock:<id>``) and the send-rate counters
-(``rate:...``). Every key starts with :data:`PREFIX`.
+instead, under keys that expire after the same idle time: the chat's button keys (with the
+sources behind its "Sources" buttons) and flood counter (``chat:<id>``), the assistant's
+conversation context (``context:<id>``, the subject of the conversation: product, condition and
+topic ids, never a message), the updates already answered (``update:<update_id>``), a lock per
+chat (``lock:<id>``) and the send-rate counters (``rate:...``). Every key starts with
+:data:`PREFIX`.
 
 The client is redis-py's asyncio client, made on the bot's own event loop by :meth:`connect`.
 """
@@ -29,7 +30,7 @@ from redis.exceptions import LockError, RedisError
 
 from bot.errors import CgtBotError, UsageError
 from bot.session import Context
-from bot.telegram_state import ChatState
+from bot.telegram_state import ChatState, saved_sources
 
 __all__ = ["LOCK_TTL", "PREFIX", "RedisChatStore", "context_from_json", "context_to_json", "redis_where"]
 
@@ -146,6 +147,7 @@ class RedisChatStore:
             buttons={str(k): str(v) for k, v in data["buttons"].items()},
             recent=deque(float(at) for at in data["recent"]),
             warned=bool(data["warned"]),
+            sources=saved_sources(data.get("sources", {})),  # none in state of older versions
         )
 
     async def put(self, chat_id: int, state: ChatState) -> None:
@@ -155,6 +157,7 @@ class RedisChatStore:
             "buttons": state.buttons,
             "recent": list(state.recent),
             "warned": state.warned,
+            "sources": state.sources,
         }
         await self.client.set(
             self._key("chat", chat_id), json.dumps(data, separators=(",", ":")), ex=self._ttl
@@ -210,19 +213,29 @@ class RedisChatStore:
             thread_local=False,  # the token belongs to this task, not to the thread
         )
         await lock.acquire()
-        renewer = asyncio.create_task(self._renew(lock), name="cgt-bot:lock-renewal")
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(lock, done), name="cgt-bot:lock-renewal")
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # The renewer is told to end rather than cancelled: a cancellation that arrived while
+            # redis-py ran the renewal was lost (seen with redis-py 8.2 on Python 3.11: the task
+            # stayed "cancelling" and went on renewing), so the chat stayed locked for good and
+            # this block waited for the renewer forever (issue #10).
+            done.set()
+            finished, _ = await asyncio.wait({renewer}, timeout=self.lock_ttl)
+            if not finished:  # a renewal stuck on Redis: let it go, the lock expires by itself
+                renewer.cancel()
             with contextlib.suppress(LockError, RedisError):
                 await lock.release()
 
-    async def _renew(self, lock: Lock) -> None:
-        while True:
-            await asyncio.sleep(self.lock_ttl / 3)
+    async def _renew(self, lock: Lock, done: asyncio.Event) -> None:
+        """Renew ``lock`` every third of its lifetime until ``done`` is set."""
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.lock_ttl / 3)
+            if done.is_set():
+                return
             try:
                 await lock.reacquire()
             except (LockError, RedisError):

@@ -26,7 +26,7 @@ from bot.errors import CgtBotError
 if TYPE_CHECKING:
     from bot.telegram_redis import RedisChatStore
 
-__all__ = ["ChatState", "ChatStore", "PerChatUpdateProcessor", "RetryingRateLimiter"]
+__all__ = ["ChatState", "ChatStore", "PerChatUpdateProcessor", "RetryingRateLimiter", "saved_sources"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between retries after a network
 OVERALL_RATE = 30.0  # messages a second, all chats together (Telegram's limit)
 GROUP_RATE, GROUP_WINDOW = 20, 60.0  # messages a minute in one group
 MAX_BUTTON_KEYS = 64  # button keys kept per chat; older buttons get "please ask again"
+MAX_SOURCE_KEYS = 16  # "Sources" buttons kept per chat: each holds a list, so fewer than questions
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,17 +53,16 @@ class ChatState:
     buttons: dict[str, str] = field(default_factory=dict)
     recent: deque[float] = field(default_factory=deque)
     warned: bool = False
+    #: Key of a "Sources" button -> the sources of its answer (``{"sources": [...], "reviewed": ...}``).
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def key_for(self, question: str) -> str:
         """The callback data of a button that asks ``question``: a short key, never the text."""
-        for key, known in self.buttons.items():
-            if known == question:
-                return f"q:{key}"
-        key = secrets.token_urlsafe(9)  # 72 random bits: a key is never handed out twice
-        self.buttons[key] = question
-        while len(self.buttons) > MAX_BUTTON_KEYS:
-            del self.buttons[next(iter(self.buttons))]
-        return f"q:{key}"
+        return "q:" + _key_in(self.buttons, question, MAX_BUTTON_KEYS)
+
+    def key_for_sources(self, sources: list[dict[str, Any]], reviewed: str | None) -> str:
+        """The callback data of a "Sources" button showing ``sources``: a short key, never the list."""
+        return "r:" + _key_in(self.sources, {"sources": sources, "reviewed": reviewed}, MAX_SOURCE_KEYS)
 
     def flooded(self, now: float) -> bool:
         """Count one more message; True when the chat sent too many within the window."""
@@ -73,6 +73,37 @@ class ChatState:
         self.recent.append(now)
         self.warned = False
         return False
+
+
+def _key_in(keys: dict[str, Any], value: Any, limit: int) -> str:
+    """The key of ``value`` in ``keys``, added if new; the oldest keys go beyond ``limit``.
+
+    A key only ever names one value, so an old button can never show something newer.
+    """
+    for key, known in keys.items():
+        if known == value:
+            return key
+    key = secrets.token_urlsafe(9)  # 72 random bits: a key is never handed out twice
+    keys[key] = value
+    while len(keys) > limit:
+        del keys[next(iter(keys))]
+    return key
+
+
+def saved_sources(saved: Any) -> dict[str, dict[str, Any]]:
+    """The "Sources" buttons of saved state, checked for shape (files and Redis are outside input).
+
+    Raises:
+        ValueError: They do not have the shape :meth:`ChatState.key_for_sources` gives them.
+    """
+    if not isinstance(saved, dict):
+        raise ValueError("sources are not a mapping")
+    out = {}
+    for key, entry in saved.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sources"), list):
+            raise ValueError("a sources entry has no list of sources")
+        out[str(key)] = {"sources": entry["sources"], "reviewed": entry.get("reviewed")}
+    return out
 
 
 class ChatStore:
@@ -124,7 +155,7 @@ class ChatStore:
         data = {
             "version": 1,
             "chats": {
-                str(chat_id): {"seen": state.seen, "buttons": state.buttons}
+                str(chat_id): {"seen": state.seen, "buttons": state.buttons, "sources": state.sources}
                 for chat_id, state in self.chats.items()
             },
         }
@@ -146,6 +177,7 @@ class ChatStore:
                 state = ChatState(
                     seen=float(saved["seen"]),
                     buttons={str(k): str(v) for k, v in saved["buttons"].items()},
+                    sources=saved_sources(saved.get("sources", {})),  # none in files of older versions
                 )
                 if now - state.seen <= self.expiry:
                     self.chats[int(key)] = state

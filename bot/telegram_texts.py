@@ -28,6 +28,7 @@ __all__ = [
     "TEXTS_PATH",
     "InlineTexts",
     "ProductTexts",
+    "SourcesTexts",
     "Texts",
     "fill_html",
     "human_date",
@@ -37,7 +38,7 @@ __all__ = [
 
 TEXTS_PATH = Path(__file__).parent / "data" / "telegram.yaml"
 #: The bot's commands, in the order of its menu.
-COMMANDS = ("start", "help", "products", "about", "privacy", "reset", "forget")
+COMMANDS = ("start", "help", "products", "whatsnew", "about", "privacy", "reset", "forget")
 KINDS: tuple[str, ...] = get_args(Kind)
 
 
@@ -96,6 +97,8 @@ AboutHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_check
 DateHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("date"))]
 RangeHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("oldest", "newest"))]
 MinutesHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("minutes"))]
+SourceHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("title", "site", "date"))]
+UnlinkedSourceHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("title", "date"))]
 
 
 class _TextsModel(BaseModel):
@@ -120,6 +123,16 @@ class ProductTexts(_TextsModel):
         return value
 
 
+class SourcesTexts(_TextsModel):
+    """Texts of the "Sources" button under an answer and of the list it shows."""
+
+    button: Annotated[Plain, Field(max_length=40)]
+    heading: Html
+    item: SourceHtml
+    item_no_link: UnlinkedSourceHtml
+    reviewed: DateHtml
+
+
 class InlineTexts(_TextsModel):
     """Texts of inline mode (``@bot question`` in any chat)."""
 
@@ -142,6 +155,8 @@ class Texts(_TextsModel):
     privacy: MinutesHtml
     privacy_saved: Html
     privacy_shared: Html
+    whats_new_question: Annotated[Plain, Field(max_length=120)]
+    sources: SourcesTexts
     reset_done: Html
     forget_done: Html
     please_type: Html

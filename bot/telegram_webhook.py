@@ -22,6 +22,7 @@ import logging
 import re
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -184,13 +185,14 @@ async def serve_webhook(
     secret: str,
     *,
     allowed_updates: list[str],
-    announce: str | None = None,
+    announce: Callable[[int], str] | None = None,
 ) -> None:
     """Run one webhook worker until SIGTERM or Ctrl-C.
 
     Starts the application, registers ``url`` with ``setWebhook`` (with ``secret``), serves
     updates on ``host:port`` at the path of ``url``, and on a stop signal finishes the updates in
-    hand and shuts down.
+    hand and shuts down. Once it listens, ``announce(port)`` is printed to standard error, with
+    the port it listens on: the one the system picked when ``port`` is 0.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -206,9 +208,9 @@ async def serve_webhook(
         await application.bot.set_webhook(url, secret_token=secret, allowed_updates=allowed_updates)
         await application.start()
         server = WebhookServer(application, urlsplit(url).path or "/", secret)
-        server.listen(host, port)
-        if announce:
-            print(announce, file=sys.stderr, flush=True)
+        bound = server.listen(host, port)
+        if announce is not None:
+            print(announce(bound), file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         if server is not None:

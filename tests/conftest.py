@@ -6,6 +6,8 @@ import io
 import itertools
 import logging
 import socket
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +34,50 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+STRAY_THREAD_GRACE = 5.0  # seconds a test's threads get to end after its fixtures are torn down
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running: a bot, server or worker that outlives its test
+    goes on calling and logging into the next one (issue #10).
+
+    Set up before, so torn down after, every fixture of the test that starts something.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + STRAY_THREAD_GRACE
+    stray = [thread for thread in threading.enumerate() if thread not in before]
+    for thread in stray:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    alive = sorted(thread.name for thread in stray if thread.is_alive())
+    if alive:
+        pytest.fail(f"the test left {len(alive)} thread(s) running: {', '.join(alive)}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put logging back as it was: ``cgt-bot`` run in-process (``main([...])``) installs a handler
+    on the test's captured standard error, which is closed once the test ends; a later log line
+    from any thread then printed "--- Logging error ---" (issue #10)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {
+        name: item.level
+        for name, item in logging.Logger.manager.loggerDict.items()
+        if isinstance(item, logging.Logger)
+    }
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    for name, item in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(item, logging.Logger):
+            item.setLevel(levels.get(name, logging.NOTSET))
 
 
 @pytest.fixture(autouse=True)
@@ -76,12 +122,18 @@ def start_bot(assistant: Assistant, fake_api: FakeBotAPI) -> Iterator[Callable[.
 
     def start(bot_assistant: Any = None, **options: Any) -> BotThread:
         application = build_application(bot_assistant or assistant, fake_api.token, fake_api.url, **options)
-        running.append(BotThread(application).start())
-        return running[-1]
+        running.append(BotThread(application))
+        return running[-1].start()  # a bot that fails to start is stopped by start() itself
 
     yield start
-    for thread in reversed(running):
-        thread.stop()
+    errors = []
+    for thread in reversed(running):  # every one, even when stopping one before it failed
+        try:
+            thread.stop()
+        except Exception as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

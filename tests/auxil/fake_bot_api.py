@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -108,6 +109,7 @@ class FakeBotAPI:
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._closed = False
+        self._closing = threading.Event()  # set by stop(): cuts short a slow acknowledgement
         self._outage_until = 0.0
         self._outage_spares: tuple[str, ...] = ()
         self._slow: dict[tuple[str, int | None], float] = {}
@@ -124,28 +126,48 @@ class FakeBotAPI:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeBotAPI:
-        """Listen on a free port of 127.0.0.1."""
+        """Listen on a port of 127.0.0.1 that the system picks (port 0), so no other can take it."""
         api = self
 
         class Handler(_Handler):
             fake = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-bot-api",
+            daemon=True,
         )
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Wake every waiting long poll and stop listening."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wake every waiting long poll, stop listening, and end every request thread.
+
+        Connections a client keeps open are shut, so no thread of the server outlives the test.
+
+        Raises:
+            AssertionError: Some thread of the server was still running after ``timeout`` seconds.
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        self._closing.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        left = server.end_requests(timeout)
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            left += 1
+        if left:
+            raise AssertionError(
+                f"{left} thread(s) of the fake Bot API server still ran {timeout} s after stop"
+            )
 
     def __enter__(self) -> FakeBotAPI:
         return self.start()
@@ -367,7 +389,7 @@ class FakeBotAPI:
         answered = self._record(method, params, 200, {"ok": True, "result": answer(params)})
         with self._cond:
             delay = self._slow.get((method, params.get("chat_id")), self._slow.get((method, None), 0.0))
-        time.sleep(delay)  # the call took effect; only its acknowledgement is late
+        self._closing.wait(delay)  # the call took effect; only its acknowledgement is late
         return answered
 
     def _record(
@@ -443,6 +465,55 @@ class FakeBotAPI:
     _answerCallbackQuery = _answerInlineQuery = _close = _logOut = _true
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that keeps hold of its request threads and their connections.
+
+    The standard server forgets daemon request threads; a thread blocked reading a kept-alive
+    connection would then outlive the test and log into its closed output.
+    """
+
+    daemon_threads = True
+    # socketserver's default backlog is 5: a burst of new connections from workers answering many
+    # chats at once overflowed it, and each dropped handshake stalled a send for many seconds
+    # (TCP retries), long enough for the webhook call behind it to time out (issue #10).
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._lock = threading.Lock()
+        self._requests: dict[threading.Thread, socket.socket] = {}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="fake-bot-api-request",
+            daemon=True,
+        )
+        with self._lock:
+            self._requests[thread] = request
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._requests.pop(threading.current_thread(), None)
+
+    def end_requests(self, timeout: float) -> int:
+        """Shut every open connection and join its thread; RETURNS how many threads still run."""
+        with self._lock:
+            requests = dict(self._requests)
+        for connection in requests.values():
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for thread in requests:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return sum(thread.is_alive() for thread in requests)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeBotAPI
     protocol_version = "HTTP/1.1"
@@ -463,8 +534,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up on a long poll while stopping
+        except OSError:
+            pass  # the client gave up on a long poll while stopping, or the server shut the socket
 
     do_GET = do_POST
 
@@ -510,7 +581,9 @@ class BotThread:
     """Runs an :class:`~telegram.ext.Application` with long polling in a thread of its own.
 
     The steps are those of ``Application.run_polling`` (initialize, post_init, start polling with
-    errors handed to the error handlers, start; then the reverse), without signal handlers.
+    errors handed to the error handlers, start; then the reverse), without signal handlers. Every
+    step of the reverse runs even when one before it failed, or when start-up failed half-way, so
+    that no task, thread or connection of the bot outlives :meth:`stop`.
 
     Args:
         application (Application): Built by ``bot.telegram.build_application``.
@@ -521,27 +594,53 @@ class BotThread:
         self.application = application
         self.poll_timeout = poll_timeout
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name="bot-under-test", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._stop_error: BaseException | None = None
 
-    def start(self, timeout: float = 15.0) -> BotThread:
-        """Start the bot and wait until it polls; re-raises a start-up error."""
+    def start(self, timeout: float = 30.0) -> BotThread:
+        """Start the bot and wait until it polls; re-raises a start-up error.
+
+        Raises:
+            AssertionError: It did not start within ``timeout`` seconds (it is stopped first).
+        """
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise AssertionError("the bot did not start in time")
+            self.stop()
+            raise AssertionError(f"the bot did not start within {timeout} s")
         if self._error is not None:
+            self.stop()
             raise self._error
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop polling and shut the application down, as after SIGTERM."""
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop polling and shut the application down, as after SIGTERM; idempotent.
+
+        Raises:
+            AssertionError: The thread did not end within ``timeout`` seconds, even after its
+                work was cancelled.
+            Exception: What a step of the shutdown raised (once every step ran).
+        """
+        self._stopping.set()
+        if not self._thread.is_alive():
+            self._raise_stop_error()
+            return
         self._thread.join(timeout)
+        if self._thread.is_alive() and self._loop is not None and self._task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._task.cancel)
+            self._thread.join(5.0)
         if self._thread.is_alive():
-            raise AssertionError("the bot did not stop in time")
+            raise AssertionError(f"the bot did not stop within {timeout} s, even when cancelled")
+        self._raise_stop_error()
+
+    def _raise_stop_error(self) -> None:
+        error, self._stop_error = self._stop_error, None
+        if error is not None:
+            raise error
 
     def __enter__(self) -> BotThread:
         return self.start()
@@ -555,10 +654,12 @@ class BotThread:
     async def _serve(self) -> None:
         app = self.application
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        self._task = asyncio.current_task()
+        post_init_ran = False
         try:
             await app.initialize()
             if app.post_init:
+                post_init_ran = True  # its sweeper and Redis connection are undone by post_stop/shutdown
                 await app.post_init(app)
             await app.updater.start_polling(
                 timeout=self.poll_timeout,
@@ -568,15 +669,34 @@ class BotThread:
             await app.start()
         except BaseException as error:
             self._error = error
-            self._ready.set()
-            await app.shutdown()
-            return
         self._ready.set()
-        await self._stop.wait()
-        await app.updater.stop()
-        await app.stop()
-        if app.post_stop:
-            await app.post_stop(app)
-        await app.shutdown()
-        if app.post_shutdown:
-            await app.post_shutdown(app)
+        try:
+            # Polled rather than awaited on an asyncio.Event: stop() may come from any thread at
+            # any time, even before this loop exists.
+            while self._error is None and not self._stopping.is_set():
+                await asyncio.sleep(0.02)
+        finally:
+            await self._shut_down(post_init_ran)
+
+    async def _shut_down(self, post_init_ran: bool) -> None:
+        """Every step of the shutdown, each whatever the one before did; the first error is kept."""
+        app = self.application
+        steps: list[Callable[[], Any]] = []
+        if app.updater is not None:
+            steps.append(lambda: app.updater.stop() if app.updater.running else _nothing())
+        steps.append(lambda: app.stop() if app.running else _nothing())
+        if post_init_ran and app.post_stop:
+            steps.append(lambda: app.post_stop(app))
+        steps.append(app.shutdown)
+        if post_init_ran and app.post_shutdown:
+            steps.append(lambda: app.post_shutdown(app))
+        for step in steps:
+            try:
+                await step()
+            except Exception as error:
+                if self._stop_error is None and self._error is None:
+                    self._stop_error = error
+
+
+async def _nothing() -> None:
+    """A shutdown step with nothing to do."""

@@ -147,9 +147,10 @@ def test_telegram_question_and_follow_up_use_chat_context(
     assert [plain(overview), plain(cost)] == expected
     assert "<b>Zolgensma</b>" in overview.text
     assert "$" in plain(cost) and "Zolgensma" in plain(cost)
-    labels = [label for label, _ in overview.buttons]
-    assert labels == assistant.reply("what is zolgensma?").suggestions
-    assert all(re.fullmatch(r"q:[0-9A-Za-z_-]{12}", data) for _, data in overview.buttons)
+    *questions, (sources_label, sources_data) = overview.buttons
+    assert [label for label, _ in questions] == assistant.reply("what is zolgensma?").suggestions
+    assert all(re.fullmatch(r"q:[0-9A-Za-z_-]{12}", data) for _, data in questions)
+    assert sources_label == TEXTS.sources.button and re.fullmatch(r"r:[0-9A-Za-z_-]{12}", sources_data)
 
 
 @pytest.mark.usefixtures("telegram_bot")
@@ -188,7 +189,7 @@ def test_telegram_did_you_mean_buttons_and_their_press(
 
 
 @pytest.mark.usefixtures("telegram_bot")
-@pytest.mark.parametrize("data", ["q:zz9", "s:99", "p:no-such-product", "k:9x", "nonsense", ""])
+@pytest.mark.parametrize("data", ["q:zz9", "r:zz9", "s:99", "p:no-such-product", "k:9x", "nonsense", ""])
 def test_telegram_old_or_unknown_button_asks_again(
     fake_api: FakeBotAPI, new_chat: Callable[[], int], data: str
 ) -> None:
@@ -553,9 +554,13 @@ def test_telegram_persistence_keeps_buttons_across_restarts(
     fake_api.press(chat, overview.buttons[0][1])
     pressed = fake_api.wait_messages(chat, 3)[2]
     assert plain(pressed) != plain(TEXTS.please_ask_again) and "Zolgensma" in plain(pressed)
+    assert overview.buttons[-1][0] == TEXTS.sources.button
+    fake_api.press(chat, overview.buttons[-1][1])  # the sources behind the button were saved too
+    sources = fake_api.wait_messages(chat, 4)[3]
+    assert plain(sources).startswith(plain(TEXTS.sources.heading)) and '<a href="https://' in sources.text
 
     fake_api.send(chat, "/forget")
-    fake_api.wait_messages(chat, 4)
+    fake_api.wait_messages(chat, 5)
     assert str(chat) not in json.loads(path.read_text())["chats"]
 
 

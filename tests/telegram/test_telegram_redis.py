@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from bot import Assistant
@@ -83,3 +84,50 @@ def test_telegram_redis_send_rate_is_shared_by_workers(redis_url: str) -> None:
         return elapsed
 
     assert asyncio.run(main()) > 1.0
+
+
+def test_telegram_redis_chat_lock_ends_when_a_renewal_swallows_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #10: a renewal in progress that loses a cancellation must not hold the chat forever."""
+    import asyncio
+    import contextlib
+    import threading
+
+    import bot.telegram_redis as telegram_redis
+
+    class SwallowingLock:
+        """A lock whose renewal takes long and swallows a cancellation, as redis-py's once did."""
+
+        renewals = 0
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def acquire(self) -> bool:
+            return True
+
+        async def reacquire(self) -> bool:
+            SwallowingLock.renewals += 1
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+            return True
+
+        async def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(telegram_redis, "Lock", SwallowingLock)
+    store = telegram_redis.RedisChatStore("redis://127.0.0.1:9/0", 60.0, lock_ttl=0.15)
+    store._client = object()  # type: ignore[assignment]  # the fake lock never touches it
+
+    async def main() -> None:
+        async with store.chat_lock(1):
+            await asyncio.sleep(0.2)  # the renewal (every 0.05 s) is under way when the block ends
+
+    # On a thread of its own: with the bug the event loop never ends (its clean-up cancels the
+    # renewer, which swallows that too), and the test must fail, not hang.
+    runner = threading.Thread(target=asyncio.run, args=(main(),), name="lock-renewal-test", daemon=True)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive(), "the chat's lock block still waited for its renewer after 10 s"
+    assert SwallowingLock.renewals == 1

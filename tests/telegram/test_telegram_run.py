@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,16 +13,12 @@ from bot import Assistant
 from bot.cli import main
 from bot.telegram import run
 from tests.auxil.fake_bot_api import BOT_USER, TOKEN, FakeBotAPI
+from tests.telegram.webhook_workers import command as entry_point
+from tests.telegram.webhook_workers import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = TOKEN.split(":")[1]
 OTHER_TOKEN = "7000000002:AAHanotherTokenNobodyAccepts_987654321"
-
-
-def entry_point() -> list[str]:
-    """The installed `cgt-bot` script, else `python -m bot` (the same `bot.cli:main`)."""
-    script = shutil.which("cgt-bot")
-    return [script] if script else [sys.executable, "-m", "bot"]
 
 
 def one_line(text: str) -> str:
@@ -84,7 +77,7 @@ def test_telegram_entry_point_answers_then_stops_cleanly(
     stop: signal.Signals,
     url_from: str,
 ) -> None:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
+    env = subprocess_env(TELEGRAM_BOT_TOKEN=TOKEN)
     command = [*entry_point(), "--log-level", "DEBUG", "telegram"]
     if url_from == "flag":
         command += ["--api-url", fake_api.url]
@@ -94,7 +87,7 @@ def test_telegram_entry_point_answers_then_stops_cleanly(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        fake_api.wait_call("getUpdates", timeout=90)
+        fake_api.wait_call("getUpdates", timeout=60)
         chat = new_chat()
         fake_api.send(chat, "what is zolgensma?")
         (answer,) = fake_api.wait_messages(chat, 1, timeout=30)
@@ -119,7 +112,7 @@ def test_telegram_repeated_409_stops_with_one_line_and_exit_1(
 ) -> None:
     """Issue #10, 5: another poller on the token: one clear line and exit 1, not 409s forever."""
     fake_api.fail("getUpdates", 409, times=1000)
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
+    env = subprocess_env(TELEGRAM_BOT_TOKEN=TOKEN)
     process = subprocess.run(
         [*entry_point(), "telegram", "--api-url", fake_api.url],
         cwd=ROOT,
@@ -168,11 +161,10 @@ def test_telegram_webhook_refused_by_telegram_exits_1_with_its_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tests.telegram.webhook_workers import SECRET as WEBHOOK_SECRET
-    from tests.telegram.webhook_workers import free_port
 
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
     fake_api.fail("setWebhook", 400, description="Bad Request: bad webhook: HTTPS url must be provided")
-    listen = f"127.0.0.1:{free_port()}"
+    listen = "127.0.0.1:0"  # the system's pick: a port chosen in advance may be taken meanwhile
     assert run(TOKEN, fake_api.url, webhook_url="http://bot.example.org/tg", listen=listen) == 1
     error = one_line(capsys.readouterr().err)
     assert "did not take the webhook" in error and "https url must be provided" in error.lower()

@@ -27,17 +27,23 @@ def workers(
     the trained classifier cached); all are stopped after the test."""
     started: list[Worker] = []
 
-    def start(count: int = 2, *, port: int | None = None) -> list[Worker]:
+    def start(count: int = 2) -> list[Worker]:
         new = [
-            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log", port).start()
+            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log").start()
             for i in range(count)
         ]
         started.extend(new)
         return [worker.wait_ready() for worker in new]
 
     yield start
-    for worker in started:
-        worker.stop()
+    errors = []
+    for worker in started:  # every one, even when one before it would not stop
+        try:
+            worker.stop()
+        except AssertionError as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def conversation(brand: str) -> tuple[str, ...]:
@@ -79,12 +85,8 @@ def test_telegram_two_webhook_workers_fifty_chats_in_order_once_with_context(
         for i, chat in enumerate(chats):
             fake_api.send(chat, conversation(BRANDS[i % 5])[turn])
     updates = fake_api.take_updates()
-    dispatcher = Dispatcher(pool)
-    try:
-        for future in dispatcher.deliver(updates):
-            future.result(timeout=120)
-    finally:
-        dispatcher.close()
+    with Dispatcher(pool) as dispatcher:
+        dispatcher.wait(dispatcher.deliver(updates), timeout=120)
 
     for i, chat in enumerate(chats):
         assert [plain(m) for m in fake_api.messages(chat)] == expected[BRANDS[i % 5]], chat
@@ -135,8 +137,7 @@ def test_telegram_webhook_worker_killed_mid_run_loses_nothing_and_restart_keeps_
     for turn in range(3):
         for i, chat in enumerate(chats):
             fake_api.send(chat, conversation(BRANDS[i % 5])[turn])
-    dispatcher = Dispatcher(pool)
-    try:
+    with Dispatcher(pool) as dispatcher:
         futures = dispatcher.deliver(fake_api.take_updates())
         fake_api.wait_call("sendMessage", chat_id=stuck, timeout=30)
         doomed = dispatcher.in_flight[stuck]
@@ -144,21 +145,14 @@ def test_telegram_webhook_worker_killed_mid_run_loses_nothing_and_restart_keeps_
         fake_api.wait_for(lambda: dispatcher.in_flight_on(doomed) == {stuck}, what="only the stuck chat")
         pool[doomed].kill()  # mid-answer, holding the chat's lock, its call unacknowledged
         fake_api.clear_faults()
-        for future in futures:
-            future.result(timeout=120)
-    finally:
-        dispatcher.close()
+        dispatcher.wait(futures, timeout=120)
     for i, chat in enumerate(chats):  # every answer, once, in order: the stuck one by the survivor
         assert [plain(m) for m in fake_api.messages(chat)] == expected[BRANDS[i % 5]][:3], chat
 
-    (restarted,) = workers(1, port=pool[doomed].port)  # fresh memory, the same Redis
+    (restarted,) = workers(1)  # fresh memory, the same Redis
     for i, chat in enumerate(chats):
         fake_api.send(chat, conversation(BRANDS[i % 5])[3])
-    only_restarted = Dispatcher([restarted])
-    try:
-        for future in only_restarted.deliver(fake_api.take_updates()):
-            future.result(timeout=60)
-    finally:
-        only_restarted.close()
+    with Dispatcher([restarted]) as only_restarted:
+        only_restarted.wait(only_restarted.deliver(fake_api.take_updates()), timeout=60)
     for i, chat in enumerate(chats):  # the last follow-up answered with the context kept in Redis
         assert [plain(m) for m in fake_api.messages(chat)] == expected[BRANDS[i % 5]], chat
