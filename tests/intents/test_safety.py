@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot import Assistant
+from knowledge.loader import load_knowledge
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -128,3 +129,14 @@ def test_safety_long_stories_are_urgent_only_when_labelled(assistant: Assistant)
         if assistant.reply(r["text"]).urgent != (r.get("urgent") is True or r["intent"] == "emergency")
     ]
     assert wrong == []
+
+
+@pytest.mark.parametrize("brand", sorted(p.brand for p in load_knowledge().listed_products()))
+def test_safety_an_amount_for_one_person_is_declined(assistant: Assistant, brand: str) -> None:
+    # Doses, cells or vials for someone named or weighed are that person's care team's to set.
+    for question in (
+        f"what dose of {brand} would a 9 kg baby get",
+        f"how many vials of {brand} will my son need",
+        f"how many cells will i get with {brand}",
+    ):
+        assert assistant.reply(question).intent == "personal_advice", question
