@@ -50,7 +50,11 @@ def test_eval_probe_set_of_messy_questions(assistant: Assistant) -> None:
 # Sets written blind by people who had seen neither the catalog, the tests nor the code. Each was
 # scored once before anything was fixed from it; they stay as regression floors, set at the figure
 # they score today, so a change that makes the bot worse on unseen-style questions fails here.
-BLIND_FLOORS = {"final_2026-12-03.jsonl": 0.79, "final_2026-12-04.jsonl": 0.81, "final_2026-12-04b.jsonl": 0.69}
+BLIND_FLOORS = {
+    "final_2026-12-03.jsonl": 0.79,
+    "final_2026-12-04.jsonl": 0.81,
+    "final_2026-12-04b.jsonl": 0.69,
+}
 
 
 def test_eval_blind_sets_do_not_fall_below_their_floors(assistant: Assistant) -> None:
