@@ -1,14 +1,4 @@
-"""The Telegram front end: `cgt-bot telegram`, long polling with python-telegram-bot.
-
-Every question goes to the same :class:`bot.Assistant` as the REPL, with the chat id as the
-session; the handlers here only render its :class:`~bot.reply.Reply` as Telegram messages and
-buttons. The words people see live in ``bot/data/telegram.yaml``.
-
-Privacy: nothing here logs message text, names or ids. Per-chat state (the short keys behind
-buttons, the time of the last message) lives in memory and is dropped, together with the
-assistant's context, after :data:`CHAT_EXPIRY` seconds without a message; it is written to disk only
-when a persistence path is given.
-"""
+"""Building and running the Telegram front end: :func:`build_application` and :func:`run`."""
 
 from __future__ import annotations
 
@@ -59,7 +49,7 @@ from bot.errors import CgtBotError, UsageError
 from bot.logging_setup import scrub
 from bot.reply import Reply, SourceRef
 from bot.session import Context
-from bot.telegram_format import (
+from bot.telegram.format import (
     MESSAGE_LIMIT,
     brand_pattern,
     escape,
@@ -68,9 +58,9 @@ from bot.telegram_format import (
     split_text,
     utf16_len,
 )
-from bot.telegram_redis import RedisChatStore, check_redis_url, redis_where
-from bot.telegram_state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
-from bot.telegram_texts import (
+from bot.telegram.redis import RedisChatStore, check_redis_url, redis_where
+from bot.telegram.state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
+from bot.telegram.texts import (
     COMMANDS,
     Texts,
     fill_html,
@@ -78,24 +68,12 @@ from bot.telegram_texts import (
     load_texts,
     plain_text,
 )
-from bot.telegram_webhook import check_secret, check_webhook_url, parse_listen, serve_webhook
+from bot.telegram.webhook import check_secret, check_webhook_url, parse_listen, serve_webhook
 
 if TYPE_CHECKING:
     from bot import Assistant
 
-__all__ = [
-    "ALLOWED_UPDATES",
-    "CHAT_EXPIRY",
-    "ChatStore",
-    "PerChatUpdateProcessor",
-    "RetryingRateLimiter",
-    "TelegramFrontEnd",
-    "Texts",
-    "api_root",
-    "build_application",
-    "load_texts",
-    "run",
-]
+__all__ = ["ALLOWED_UPDATES", "CHAT_EXPIRY", "TelegramFrontEnd", "api_root", "build_application", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -783,10 +761,10 @@ def build_application(
             workers (``redis://HOST:PORT/DB``); None keeps it in this process.
         webhook (bool): Build for webhook mode (no updater polling for updates).
         lock_ttl (float | None): Seconds a chat's Redis lock outlives a dead worker (default
-            :data:`~bot.telegram_redis.LOCK_TTL`).
+            :data:`~bot.telegram.redis.LOCK_TTL`).
 
     RETURNS (Application): Ready for ``run_polling`` (or, with ``webhook``,
-        :func:`~bot.telegram_webhook.serve_webhook`). Never log it: its repr holds the token.
+        :func:`~bot.telegram.webhook.serve_webhook`). Never log it: its repr holds the token.
 
     Raises:
         UsageError: ``redis_url`` together with ``persistence_path``, or a bad URL.
