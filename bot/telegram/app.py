@@ -1,37 +1,24 @@
-"""Building and running the Telegram front end: :func:`build_application` and :func:`run`."""
+"""The Telegram application: the front end's handlers put together, :func:`build_application` and
+:func:`run` (what ``cgt-bot telegram`` calls).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
-from telegram import (
-    Bot,
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InlineQueryResultArticle,
-    InlineQueryResultsButton,
-    InputTextMessageContent,
-    LinkPreviewOptions,
-    Message,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
+from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
@@ -47,27 +34,11 @@ from telegram.ext import (
 
 from bot.errors import CgtBotError, UsageError
 from bot.logging_setup import scrub
-from bot.reply import Reply, SourceRef
-from bot.session import Context
-from bot.telegram.format import (
-    MESSAGE_LIMIT,
-    brand_pattern,
-    escape,
-    render_html,
-    shorten,
-    split_text,
-    utf16_len,
-)
+from bot.telegram.commands import Commands
+from bot.telegram.inline import InlineMode
 from bot.telegram.redis import RedisChatStore, check_redis_url, redis_where
-from bot.telegram.state import ChatState, ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
-from bot.telegram.texts import (
-    COMMANDS,
-    Texts,
-    fill_html,
-    human_date,
-    load_texts,
-    plain_text,
-)
+from bot.telegram.state import ChatStore, PerChatUpdateProcessor, RetryingRateLimiter
+from bot.telegram.texts import COMMANDS, Texts, load_texts
 from bot.telegram.webhook import check_secret, check_webhook_url, parse_listen, serve_webhook
 
 if TYPE_CHECKING:
@@ -83,17 +54,10 @@ ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "inline_query"
 CHAT_EXPIRY = 30 * 60.0  # seconds without a message after which a chat is forgotten (as in the REPL)
 SWEEP_INTERVAL = 60.0  # how often expired chats are looked for
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll may wait
-TYPING_DELAY = 0.3  # show "typing…" only for answers that take longer than this
-TYPING_REFRESH = 4.0  # Telegram shows the action for about 5 seconds
 CONFLICT_LIMIT, CONFLICT_WINDOW = 3, 120.0  # this many 409s within the window: another poller
 # Request timeouts, raised above PTB's 5 s: a timed-out send is never re-sent (it may have arrived).
 READ_TIMEOUT, WRITE_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT = 30.0, 30.0, 10.0, 10.0
-MAX_SUGGESTIONS = 4
-INLINE_RESULTS = 4
-INLINE_ANSWER_LIMIT = 900
-INLINE_CACHE_SECONDS = 300
 
-_T = TypeVar("_T")
 #: The application, whatever its bot, context and data types.
 AnyApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
@@ -101,8 +65,12 @@ AnyApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 # The handlers
 
 
-class TelegramFrontEnd:
+class TelegramFrontEnd(Commands, InlineMode):
     """The bot's handlers and the state they share; they ask the assistant and render.
+
+    The handlers live by feature: :mod:`~bot.telegram.commands`, :mod:`~bot.telegram.messages`,
+    :mod:`~bot.telegram.buttons` and :mod:`~bot.telegram.inline`; here they are registered, with
+    the life cycle and the error handler.
 
     Args:
         assistant (Assistant): The assistant that answers every question.
@@ -119,15 +87,8 @@ class TelegramFrontEnd:
         *,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
-        self.assistant = assistant
-        self.texts = texts
-        self.store = store
+        super().__init__(assistant, texts, store)
         self.sweep_interval = sweep_interval
-        self.products = assistant.knowledge.products
-        self._brands = brand_pattern(product.brand for product in self.products.values())
-        self._kinds = [kind for kind in texts.products.kinds if self._listed(kind)]
-        # The assistant is called from one thread, one call at a time, off the event loop.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cgt-assistant")
         self._sweeper: asyncio.Task[None] | None = None
         self._conflicts: list[float] = []
         #: Set when repeated 409 Conflicts showed another process polling with the same token.
@@ -190,461 +151,6 @@ class TelegramFrontEnd:
             except Exception as err:  # keep sweeping; a failed save is retried next time
                 logger.error("Could not clean up expired chats (%s).", type(err).__name__)
 
-    # -- commands ---------------------------------------------------------------------------
-
-    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Say what the bot is and is not; with a product as payload, open on that product."""
-        message = _message(update)
-        payload = (context.args or [""])[0].lower().replace("_", "-")
-        product = self.products.get(payload) if payload else None
-        if product is None:
-            keyboard = [
-                [InlineKeyboardButton(example, callback_data=f"s:{index}")]
-                for index, example in enumerate(self.texts.start_examples)
-            ]
-            await message.reply_text(self.texts.start, reply_markup=InlineKeyboardMarkup(keyboard))
-            return
-        await message.reply_text(self.texts.start)
-        question = self.texts.products.question.format(brand=product.brand)
-        await self._answer(context.bot, message.chat_id, question, thread_id=_thread(message))
-
-    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Explain how to ask and what the commands do."""
-        await _message(update).reply_text(fill_html(self.texts.help, bot_username=context.bot.username))
-
-    async def on_products(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Offer the kinds of therapy as buttons."""
-        await _message(update).reply_text(
-            self.texts.products.choose_kind, reply_markup=self._kinds_keyboard()
-        )
-
-    async def on_whatsnew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Say what changed in the last year: the assistant's answer to the what's-new question.
-
-        Asked in the chat's conversation like a typed question, so "the second one" can follow.
-        """
-        message = _message(update)
-        quote = None if message.chat.type == ChatType.PRIVATE else message.message_id
-        await self._answer(
-            context.bot,
-            message.chat_id,
-            self.texts.whats_new_question,
-            thread_id=_thread(message),
-            quote=quote,
-        )
-
-    async def on_about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Say where the facts come from and when they were last reviewed."""
-        dates = sorted(product.last_reviewed for product in self.products.values())
-        if dates[0] == dates[-1]:
-            reviewed = fill_html(self.texts.reviewed_one, date=human_date(dates[0]))
-        else:
-            reviewed = fill_html(
-                self.texts.reviewed_range, oldest=human_date(dates[0]), newest=human_date(dates[-1])
-            )
-        count = sum(1 for product in self.products.values() if product.family is None)
-        text = self.texts.about.format(count=escape(count), reviewed=reviewed)
-        await _message(update).reply_text(text)
-
-    async def on_privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Say what is kept about the chat and for how long."""
-        text = fill_html(self.texts.privacy, minutes=round(self.store.expiry / 60))
-        if self.store.path is not None:
-            text += "\n\n" + self.texts.privacy_saved
-        elif self.store.shared:
-            text += "\n\n" + self.texts.privacy_shared
-        await _message(update).reply_text(text)
-
-    async def on_reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Clear the conversation context of the chat."""
-        chat_id = _chat_id(update)
-        await self._call(self.assistant.reset, str(chat_id))
-        if isinstance(self.store, RedisChatStore):
-            await self.store.drop_context(chat_id)
-        await _message(update).reply_text(self.texts.reset_done)
-
-    async def on_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Remove everything held about the chat, on disk too."""
-        await self._forget(_chat_id(update))
-        if isinstance(self.store, ChatStore):
-            self.store.save()
-        await _message(update).reply_text(self.texts.forget_done)
-
-    async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer a command the bot does not have (private chats only)."""
-        await _message(update).reply_text(self.texts.unknown_command)
-
-    # -- messages ---------------------------------------------------------------------------
-
-    async def on_private_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer every message of a private chat; ask for typed words where there are none."""
-        message = _message(update)
-        if _sent_via(message, context.bot):
-            return
-        _, question = self._addressed(message, context.bot)
-        quote = message.message_id if update.edited_message else None
-        await self._respond(context.bot, message, question, quote=quote)
-
-    async def on_group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer a group message only when it mentions the bot or replies to it."""
-        message = _message(update)
-        addressed, question = self._addressed(message, context.bot)
-        if not addressed or _sent_via(message, context.bot):
-            return
-        await self._respond(context.bot, message, question, quote=message.message_id)
-
-    async def _respond(self, bot: Bot, message: Message, question: str, *, quote: int | None) -> None:
-        if question:
-            await self._answer(bot, message.chat_id, question, thread_id=_thread(message), quote=quote)
-        elif message.text or message.caption:
-            await self._send(
-                bot, message, fill_html(self.texts.mention_only, bot_username=bot.username), quote
-            )
-        else:
-            await self._send(bot, message, self.texts.please_type, quote)
-
-    async def _send(self, bot: Bot, message: Message, text: str, quote: int | None) -> None:
-        await bot.send_message(
-            message.chat_id, text, message_thread_id=_thread(message), reply_parameters=_reply_to(quote)
-        )
-
-    # -- buttons ----------------------------------------------------------------------------
-
-    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer a button press; old or unknown buttons get "please ask again"."""
-        query = update.callback_query
-        if query is None:
-            return
-        message = query.message
-        prefix, _, argument = (query.data or "").partition(":")
-        if message is None:
-            await query.answer(plain_text(self.texts.please_ask_again))
-            return
-        if prefix in ("k", "m"):
-            await query.answer()
-            if isinstance(message, Message):
-                await self._browse(message, argument if prefix == "k" else None)
-            return
-        if prefix == "r":
-            await query.answer()
-            await self._show_sources(context.bot, message, argument)
-            return
-        question = await self._button_question(message.chat.id, prefix, argument)
-        await query.answer()
-        thread_id = message.message_thread_id if isinstance(message, Message) else None
-        if question is None:
-            await context.bot.send_message(
-                message.chat.id, self.texts.please_ask_again, message_thread_id=thread_id
-            )
-            return
-        await self._answer(context.bot, message.chat.id, question, thread_id=thread_id)
-
-    async def _button_question(self, chat_id: int, prefix: str, argument: str) -> str | None:
-        if prefix == "q":
-            state = await self._existing_state(chat_id)
-            return state.buttons.get(argument) if state else None
-        if prefix == "s" and argument.isdigit() and int(argument) < len(self.texts.start_examples):
-            return self.texts.start_examples[int(argument)]
-        if prefix == "p" and argument in self.products:
-            return self.texts.products.question.format(brand=self.products[argument].brand)
-        return None
-
-    async def _show_sources(self, bot: Bot, message: Message | Any, key: str) -> None:
-        """Send the sources behind ``key`` as a reply to the answer they belong to."""
-        thread_id = message.message_thread_id if isinstance(message, Message) else None
-        state = await self._existing_state(message.chat.id)
-        entry = state.sources.get(key) if state else None
-        if entry is None:
-            await bot.send_message(message.chat.id, self.texts.please_ask_again, message_thread_id=thread_id)
-            return
-        quote = message.message_id if isinstance(message, Message) else None
-        for index, chunk in enumerate(self._sources_html(entry["sources"], entry["reviewed"])):
-            await bot.send_message(
-                message.chat.id,
-                chunk,
-                message_thread_id=thread_id,
-                reply_parameters=_reply_to(quote) if index == 0 else None,
-            )
-
-    def _sources_html(self, sources: list[dict[str, Any]], reviewed: str | None) -> list[str]:
-        """The sources as Telegram HTML, each title linked to its page; split below the limit."""
-        texts = self.texts.sources
-        lines = [texts.heading]
-        for raw in sources:
-            source = SourceRef.model_validate(raw)
-            date = escape(_human_date(source.date))
-            site = _site(source.url)
-            if site is None:
-                lines.append(texts.item_no_link.format(title=escape(source.title), date=date))
-                continue
-            assert source.url is not None  # a site comes only from a web address
-            link = f'<a href="{html.escape(source.url, quote=True)}">{escape(source.title)}</a>'
-            lines.append(texts.item.format(title=link, site=escape(site), date=date))
-        if reviewed:
-            lines.append("\n" + fill_html(texts.reviewed, date=_human_date(reviewed)))
-        chunks: list[str] = []
-        size = 0
-        for line in lines:
-            # Telegram counts the text people see: a link's address is not part of it.
-            seen = utf16_len(plain_text(line)) + 1
-            if chunks and size + seen > MESSAGE_LIMIT:
-                chunks.append(line.lstrip("\n"))
-                size = seen
-            elif chunks:
-                chunks[-1] += "\n" + line
-                size += seen
-            else:
-                chunks.append(line)
-                size = seen
-        return chunks
-
-    async def _browse(self, message: Message, kind_index: str | None) -> None:
-        """Show the kinds (``kind_index`` None) or the products of one kind, editing ``message``."""
-        if kind_index is not None and kind_index.isdigit() and int(kind_index) < len(self._kinds):
-            kind = self._kinds[int(kind_index)]
-            listed = sorted(
-                (p for p in self.products.values() if p.kind == kind and p.family is None),
-                key=lambda product: product.brand.lower(),
-            )
-            buttons = [InlineKeyboardButton(p.brand, callback_data=f"p:{p.id}") for p in listed]
-            rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-            rows.append([InlineKeyboardButton(self.texts.products.back, callback_data="m")])
-            text = fill_html(self.texts.products.choose_product, kind=self.texts.products.kinds[kind])
-            markup = InlineKeyboardMarkup(rows)
-        else:
-            text, markup = self.texts.products.choose_kind, self._kinds_keyboard()
-        if not isinstance(message, Message):  # too old to edit
-            await message.get_bot().send_message(message.chat.id, text, reply_markup=markup)
-            return
-        try:
-            await message.edit_text(text, reply_markup=markup)
-        except BadRequest as err:
-            if "not modified" not in str(err).lower():
-                raise
-
-    def _kinds_keyboard(self) -> InlineKeyboardMarkup:
-        return InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(self.texts.products.kinds[kind], callback_data=f"k:{index}")]
-                for index, kind in enumerate(self._kinds)
-            ]
-        )
-
-    def _listed(self, kind: str) -> bool:
-        return any(p.kind == kind and p.family is None for p in self.products.values())
-
-    # -- inline mode ------------------------------------------------------------------------
-
-    async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Offer short, shareable answers with the disclaimer; never personalised."""
-        query = update.inline_query
-        if query is None:
-            return
-        text = " ".join(query.query.split())
-        if not text:
-            button = InlineQueryResultsButton(text=self.texts.inline.open_bot, start_parameter="inline")
-            await query.answer([], button=button, cache_time=INLINE_CACHE_SECONDS, is_personal=False)
-            return
-        footer = fill_html(self.texts.inline.footer, bot_username=context.bot.username)
-        results = []
-        for index, (question, reply) in enumerate(await self._inline_answers(text)):
-            body = render_html(shorten(reply.text, INLINE_ANSWER_LIMIT), self._brands)
-            first_line = reply.text.strip().split("\n", 1)[0]
-            results.append(
-                InlineQueryResultArticle(
-                    id=str(index),
-                    title=question[:100],
-                    description=first_line[:120],
-                    input_message_content=InputTextMessageContent(
-                        f"{body}\n\n{footer}", parse_mode=ParseMode.HTML
-                    ),
-                )
-            )
-        await query.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=False)
-
-    async def _inline_answers(self, text: str) -> list[tuple[str, Reply]]:
-        """The query's own answer, then one for each product it names; no session, so no context."""
-        reply = await self._call(self.assistant.reply, text, None)
-        answers = [] if reply.did_you_mean and not reply.products else [(text, reply)]
-        for product_id in dict.fromkeys([*reply.products, *reply.did_you_mean]):
-            if len(answers) >= INLINE_RESULTS:
-                break
-            if product_id not in self.products:
-                continue
-            question = self.texts.inline.product_question.format(brand=self.products[product_id].brand)
-            if question.casefold() != text.casefold():
-                answers.append((question, await self._call(self.assistant.reply, question, None)))
-        seen: set[str] = set()
-        unique = []
-        for question, answer in answers:
-            if answer.text not in seen:
-                seen.add(answer.text)
-                unique.append((question, answer))
-        return unique
-
-    # -- answering --------------------------------------------------------------------------
-
-    async def _answer(
-        self, bot: Bot, chat_id: int, question: str, *, thread_id: int | None = None, quote: int | None = None
-    ) -> None:
-        """Ask the assistant in the chat's session and send the reply."""
-        state = await self._touched_state(chat_id)
-        if state.flooded(time.time()):
-            warn, state.warned = not state.warned, True
-            await self._save_state(chat_id, state)
-            if warn:
-                await bot.send_message(chat_id, self.texts.slow_down, message_thread_id=thread_id)
-            return
-        reply = await self._ask_showing_typing(bot, chat_id, thread_id, question)
-        logger.debug("Answered a message: intent %s.", reply.intent)
-        await self._send_reply(bot, chat_id, reply, state, thread_id=thread_id, quote=quote)
-
-    async def _ask_showing_typing(
-        self, bot: Bot, chat_id: int, thread_id: int | None, question: str
-    ) -> Reply:
-        answer = asyncio.ensure_future(self._reply_in_chat(chat_id, question))
-        done, _ = await asyncio.wait({answer}, timeout=TYPING_DELAY)
-        while not done:
-            with contextlib.suppress(TelegramError):
-                await bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread_id)
-            done, _ = await asyncio.wait({answer}, timeout=TYPING_REFRESH)
-        return answer.result()
-
-    async def _send_reply(
-        self,
-        bot: Bot,
-        chat_id: int,
-        reply: Reply,
-        state: ChatState,
-        *,
-        thread_id: int | None,
-        quote: int | None,
-    ) -> None:
-        """Send ``reply`` in order, split below Telegram's limit; buttons under the last part.
-
-        An urgent reply goes alone and without buttons.
-        """
-        markup = None if reply.urgent else self._reply_keyboard(reply, state)
-        await self._save_state(chat_id, state)  # before sending: a press may come at once
-        chunks = split_text(reply.text)
-        for index, chunk in enumerate(chunks):
-            await bot.send_message(
-                chat_id,
-                render_html(chunk, self._brands),
-                reply_markup=markup if index == len(chunks) - 1 else None,
-                message_thread_id=thread_id,
-                reply_parameters=_reply_to(quote) if index == 0 else None,
-            )
-
-    def _reply_keyboard(self, reply: Reply, state: ChatState) -> InlineKeyboardMarkup | None:
-        """Did-you-mean choices (two a row), suggestions (one a row), then "Sources"; None if none.
-
-        A choice asks the suggestion that names its product (the question again with that name),
-        else the product question of the texts.
-        """
-        suggestions = list(reply.suggestions)
-        choices = []
-        for product_id in reply.did_you_mean:
-            product = self.products.get(product_id)
-            if product is None:
-                continue
-            question = next((s for s in suggestions if product.brand.casefold() in s.casefold()), None)
-            if question is None:
-                question = self.texts.products.question.format(brand=product.brand)
-            else:
-                suggestions.remove(question)
-            choices.append(InlineKeyboardButton(product.brand, callback_data=state.key_for(question)))
-        rows = [choices[i : i + 2] for i in range(0, len(choices), 2)]
-        rows += [
-            [InlineKeyboardButton(suggestion, callback_data=state.key_for(suggestion))]
-            for suggestion in suggestions[:MAX_SUGGESTIONS]
-        ]
-        if reply.sources:
-            sources = [source.model_dump() for source in reply.sources]
-            key = state.key_for_sources(sources, reply.reviewed)
-            rows.append([InlineKeyboardButton(self.texts.sources.button, callback_data=key)])
-        return InlineKeyboardMarkup(rows) if rows else None
-
-    # -- state ------------------------------------------------------------------------------
-
-    async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
-        """Run an assistant method on the assistant's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    async def _reply_in_chat(self, chat_id: int, question: str) -> Reply:
-        """The assistant's answer in the chat's conversation.
-
-        In memory the assistant keeps the conversation itself. With Redis, the conversation's
-        context is read from Redis, lent to the assistant for this one answer, and written back,
-        so that any worker can carry on the conversation and it outlives a restart.
-        """
-        session = str(chat_id)
-        if not isinstance(self.store, RedisChatStore):
-            return await self._call(self.assistant.reply, question, session)
-        saved = await self.store.load_context(chat_id)
-        reply, context = await self._call(self._reply_with_context, question, session, saved)
-        await self.store.put_context(chat_id, context)
-        return reply
-
-    def _reply_with_context(
-        self, question: str, session: str, saved: Context | None
-    ) -> tuple[Reply, Context | None]:
-        """On the assistant's thread: answer with ``saved`` as the context; RETURNS the new one."""
-        sessions = self.assistant.sessions
-        sessions.reset(session)
-        if saved is not None:
-            sessions.update(session, saved)
-        try:
-            reply = self.assistant.reply(question, session)
-            return reply, sessions.get(session)
-        finally:
-            sessions.reset(session)  # memory holds no conversation between answers
-
-    async def _existing_state(self, chat_id: int) -> ChatState | None:
-        """The chat's state if it has some that has not expired."""
-        if isinstance(self.store, RedisChatStore):
-            return await self.store.load(chat_id)
-        if self.store.is_expired(chat_id, time.time()):
-            await self._forget(chat_id)
-        return self.store.chats.get(chat_id)
-
-    async def _touched_state(self, chat_id: int) -> ChatState:
-        """The chat's state (new if there is none), marked as seen now."""
-        now = time.time()
-        if isinstance(self.store, RedisChatStore):
-            state = await self.store.load(chat_id) or ChatState(seen=now)
-            state.seen = now
-            return state
-        if self.store.is_expired(chat_id, now):
-            await self._forget(chat_id)
-        return self.store.touch(chat_id, now)
-
-    async def _save_state(self, chat_id: int, state: ChatState) -> None:
-        """Write the chat's state back to Redis (in memory it is live already)."""
-        if isinstance(self.store, RedisChatStore):
-            await self.store.put(chat_id, state)
-
-    async def _forget(self, chat_id: int) -> None:
-        await self._call(self.assistant.forget, str(chat_id))
-        if isinstance(self.store, RedisChatStore):
-            await self.store.drop(chat_id)
-        else:
-            self.store.drop(chat_id)
-
-    def _addressed(self, message: Message, bot: Bot) -> tuple[bool, str]:
-        """Whether ``message`` mentions the bot or replies to it, and its text without the mention."""
-        text = message.text or message.caption or ""
-        mention = re.compile(rf"@{re.escape(bot.username)}\b", re.IGNORECASE)
-        entities = message.entities or message.caption_entities or ()
-        mentioned = bool(mention.search(text)) or any(
-            entity.type == MessageEntityType.TEXT_MENTION and entity.user and entity.user.id == bot.id
-            for entity in entities
-        )
-        replied = message.reply_to_message is not None and (
-            message.reply_to_message.from_user is not None and message.reply_to_message.from_user.id == bot.id
-        )
-        return mentioned or replied, " ".join(mention.sub(" ", text).split())
-
     # -- errors -----------------------------------------------------------------------------
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -669,53 +175,6 @@ class TelegramFrontEnd:
         if chat is not None:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_message(chat.id, self.texts.error)
-
-
-def _message(update: Update) -> Message:
-    """The message of an update whose handler's filters guarantee one."""
-    message = update.effective_message
-    if message is None:
-        raise LookupError("an update without a message reached a message handler")
-    return message
-
-
-def _chat_id(update: Update) -> int:
-    """The chat of an update whose handler's filters guarantee one."""
-    chat = update.effective_chat
-    if chat is None:
-        raise LookupError("an update without a chat reached a chat handler")
-    return chat.id
-
-
-def _thread(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
-
-
-def _reply_to(message_id: int | None) -> ReplyParameters | None:
-    return None if message_id is None else ReplyParameters(message_id, allow_sending_without_reply=True)
-
-
-def _site(url: str | None) -> str | None:
-    """The website of a web address ('www.fda.gov' -> 'fda.gov'); None for anything not http(s)."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.hostname.removeprefix("www.")
-
-
-def _human_date(value: str) -> str:
-    """A date for people; as written when it is not YYYY[-MM[-DD]] (state read back from Redis)."""
-    try:
-        return human_date(value)
-    except ValueError:
-        return value
-
-
-def _sent_via(message: Message, bot: Bot) -> bool:
-    """Whether ``message`` was sent through this bot's inline mode (an answer, not a question)."""
-    return message.via_bot is not None and message.via_bot.id == bot.id
 
 
 # ---------------------------------------------------------------------------------------------
