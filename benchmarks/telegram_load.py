@@ -24,7 +24,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 from bot import Assistant
 from bot.telegram import build_application
 from tests.auxil.fake_bot_api import BotThread, FakeBotAPI
-from tests.telegram.webhook_workers import Dispatcher, Worker, start_redis, stop_process
+from tests.bot.telegram.webhook_workers import Dispatcher, Worker, start_redis, stop_process
 
 BRANDS = ["Zolgensma", "Kymriah", "Luxturna", "Yescarta", "Casgevy"]
 QUESTIONS = ("what is {brand}?", "how much does it cost?")

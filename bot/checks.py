@@ -103,7 +103,7 @@ def unsourced_facts(kb: KnowledgeBase, product: Product, reply: Reply) -> list[s
 
 def front_end_problems() -> list[Problem]:
     """The words of the terminal chat and of Telegram, each file checked as the front end reads it."""
-    from bot.telegram_texts import load_texts
+    from bot.telegram.texts import load_texts
     from bot.texts import terminal_texts
 
     found: list[Problem] = []

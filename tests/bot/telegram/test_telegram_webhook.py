@@ -12,8 +12,8 @@ import pytest
 
 from bot import Assistant
 from tests.auxil.fake_bot_api import TOKEN, USER_NAME, FakeBotAPI
-from tests.telegram.test_telegram import answer_text, plain
-from tests.telegram.webhook_workers import SECRET, Dispatcher, Worker, post
+from tests.bot.telegram.test_telegram import answer_text, plain
+from tests.bot.telegram.webhook_workers import SECRET, Dispatcher, Worker, post
 
 BRANDS = ["Zolgensma", "Kymriah", "Luxturna", "Yescarta", "Casgevy"]
 FOLLOW_UPS = ("how much does it cost?", "how is it given?", "what are the side effects?")

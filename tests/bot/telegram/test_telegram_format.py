@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.telegram_format import MESSAGE_LIMIT, brand_pattern, render_html, shorten, split_text, utf16_len
+from bot.telegram.format import MESSAGE_LIMIT, brand_pattern, render_html, shorten, split_text, utf16_len
 
 BRANDS = brand_pattern(["Kymriah", "Yescarta", "HPC, Cord Blood", "MACI"])
 

@@ -9,7 +9,7 @@ import redis
 
 from bot import Assistant
 from tests.auxil.fake_bot_api import USER_NAME, BotThread, FakeBotAPI
-from tests.telegram.test_telegram import TEXTS, answer_text, plain
+from tests.bot.telegram.test_telegram import TEXTS, answer_text, plain
 
 
 def test_telegram_redis_polling_keeps_context_across_a_restart(
@@ -70,7 +70,7 @@ def test_telegram_redis_send_rate_is_shared_by_workers(redis_url: str) -> None:
     import asyncio
     import time
 
-    from bot.telegram_redis import RedisChatStore
+    from bot.telegram.redis import RedisChatStore
 
     async def main() -> float:
         stores = [RedisChatStore(redis_url, 60.0), RedisChatStore(redis_url, 60.0)]
@@ -94,7 +94,7 @@ def test_telegram_redis_chat_lock_ends_when_a_renewal_swallows_its_cancellation(
     import contextlib
     import threading
 
-    import bot.telegram_redis as telegram_redis
+    import bot.telegram.redis as telegram_redis
 
     class SwallowingLock:
         """A lock whose renewal takes long and swallows a cancellation, as redis-py's once did."""

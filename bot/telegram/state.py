@@ -24,7 +24,7 @@ from telegram.ext import BaseRateLimiter, BaseUpdateProcessor
 from bot.errors import CgtBotError
 
 if TYPE_CHECKING:
-    from bot.telegram_redis import RedisChatStore
+    from bot.telegram.redis import RedisChatStore
 
 __all__ = ["ChatState", "ChatStore", "PerChatUpdateProcessor", "RetryingRateLimiter", "saved_sources"]
 

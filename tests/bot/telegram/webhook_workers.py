@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from tests.auxil.fake_bot_api import TOKEN, FakeBotAPI
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "webhook-secret_for-tests-0123456789"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

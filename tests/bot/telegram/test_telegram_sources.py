@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot import Assistant
-from bot.telegram_texts import human_date
+from bot.telegram.texts import human_date
 from tests.auxil.fake_bot_api import BotThread, Call, FakeBotAPI
-from tests.telegram.test_telegram import TEXTS, answer_text, plain
+from tests.bot.telegram.test_telegram import TEXTS, answer_text, plain
 
 SOURCES_KEY = re.compile(r"r:[0-9A-Za-z_-]{12}")
 
@@ -132,9 +132,9 @@ def test_telegram_whatsnew_is_the_whats_new_answer(
 
 def test_telegram_long_source_list_is_split_below_the_limit(assistant: Assistant) -> None:
     from bot.telegram import TelegramFrontEnd
-    from bot.telegram_format import MESSAGE_LIMIT, utf16_len
-    from bot.telegram_state import ChatStore
-    from bot.telegram_texts import plain_text
+    from bot.telegram.format import MESSAGE_LIMIT, utf16_len
+    from bot.telegram.state import ChatStore
+    from bot.telegram.texts import plain_text
 
     front_end = TelegramFrontEnd(assistant, TEXTS, ChatStore(60.0))
     sources = [

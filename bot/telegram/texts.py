@@ -18,7 +18,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.errors import DataError
-from bot.telegram_format import escape
+from bot.telegram.format import escape
 from knowledge.loader import validation_problems
 from knowledge.schema import Kind
 
@@ -36,7 +36,7 @@ __all__ = [
     "plain_text",
 ]
 
-TEXTS_PATH = Path(__file__).parent / "data" / "telegram.yaml"
+TEXTS_PATH = Path(__file__).parents[1] / "data" / "telegram.yaml"
 #: The bot's commands, in the order of its menu.
 COMMANDS = ("start", "help", "products", "whatsnew", "about", "privacy", "reset", "forget")
 KINDS: tuple[str, ...] = get_args(Kind)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.telegram.webhook_workers import start_redis, stop_process
+from tests.bot.telegram.webhook_workers import start_redis, stop_process
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 

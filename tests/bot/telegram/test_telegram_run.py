@@ -13,10 +13,10 @@ from bot import Assistant
 from bot.cli import main
 from bot.telegram import run
 from tests.auxil.fake_bot_api import BOT_USER, TOKEN, FakeBotAPI
-from tests.telegram.webhook_workers import command as entry_point
-from tests.telegram.webhook_workers import subprocess_env
+from tests.bot.telegram.webhook_workers import command as entry_point
+from tests.bot.telegram.webhook_workers import subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = TOKEN.split(":")[1]
 OTHER_TOKEN = "7000000002:AAHanotherTokenNobodyAccepts_987654321"
 
@@ -160,7 +160,7 @@ def test_telegram_webhook_refused_by_telegram_exits_1_with_its_reason(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.telegram.webhook_workers import SECRET as WEBHOOK_SECRET
+    from tests.bot.telegram.webhook_workers import SECRET as WEBHOOK_SECRET
 
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
     fake_api.fail("setWebhook", 400, description="Bad Request: bad webhook: HTTPS url must be provided")

@@ -22,7 +22,7 @@ from bot import Assistant
 from bot.errors import DataError
 from bot.reply import Reply
 from bot.telegram import COMMANDS, load_texts
-from bot.telegram_format import utf16_len
+from bot.telegram.format import utf16_len
 from tests.auxil.fake_bot_api import BOT_USER, TOKEN, USER_NAME, BotThread, Call, FakeBotAPI
 
 TEXTS = load_texts()

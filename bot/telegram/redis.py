@@ -1,6 +1,6 @@
 """Shared state in Redis, for several workers on one bot token (``cgt-bot telegram --redis URL``).
 
-Everything the in-memory :class:`~bot.telegram_state.ChatStore` keeps about a chat lives here
+Everything the in-memory :class:`~bot.telegram.state.ChatStore` keeps about a chat lives here
 instead, under keys that expire after the same idle time: the chat's button keys (with the
 sources behind its "Sources" buttons) and flood counter (``chat:<id>``), the assistant's
 conversation context (``context:<id>``, the subject of the conversation: product, condition and
@@ -30,7 +30,7 @@ from redis.exceptions import LockError, RedisError
 
 from bot.errors import CgtBotError, UsageError
 from bot.session import Context
-from bot.telegram_state import ChatState, saved_sources
+from bot.telegram.state import ChatState, saved_sources
 
 __all__ = ["LOCK_TTL", "PREFIX", "RedisChatStore", "context_from_json", "context_to_json", "redis_where"]
 
