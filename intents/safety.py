@@ -185,10 +185,17 @@ class SafetyScreen:
 
     def _rules_say_emergency(self, normalized: str) -> bool:
         """Some sentence tells of a sign happening now, whatever the other sentences ask."""
-        if self.always.search(normalized):
+        if any(not self._in_history(normalized, m.start()) for m in self.always.finditer(normalized)):
             return True
         past = self._told_in_past(normalized)
         return any(self._sentence_now(sentence, past) for sentence in _sentences(normalized))
+
+    def _in_history(self, normalized: str, at: int) -> bool:
+        """Whether the clause around a position is told as history ("i passed out twice this year"):
+        urgent signs are urgent however phrased, but not as a count of past episodes."""
+        start = max(normalized.rfind(mark, 0, at) for mark in (".", "?", "!", ";", ",")) + 1
+        ends = [i for i in (normalized.find(mark, at) for mark in (".", "?", "!", ";", ",")) if i >= 0]
+        return self.tense.is_history(normalized[start : min(ends, default=len(normalized))])
 
     def _told_in_past(self, normalized: str) -> bool:
         return self.tense.anchored(normalized) or self.tense.closed(normalized)
