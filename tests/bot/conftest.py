@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -40,3 +41,16 @@ def chat(warm_cache: str) -> Iterator[pexpect.spawn]:
     yield child
     if child.isalive():
         child.terminate(force=True)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger and the quieted loggers back as they were."""
+    root = logging.getLogger()
+    names = ("httpx", "httpcore", "telegram")
+    saved = root.level, list(root.handlers), {name: logging.getLogger(name).level for name in names}
+    yield
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)

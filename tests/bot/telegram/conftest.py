@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from tests.bot.telegram.webhook_workers import start_redis, stop_process
+from bot import Assistant
+from tests.auxil.fake_bot_api import BotThread, FakeBotAPI
+from tests.bot.telegram.webhook_workers import Worker, start_redis, stop_process
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -48,3 +51,43 @@ def redis_url(redis_server: str) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield url
+
+
+@pytest.fixture
+def workers(
+    fake_api: FakeBotAPI, redis_url: str, tmp_path: Path, assistant: Assistant
+) -> Iterator[Callable[..., list[Worker]]]:
+    """Start webhook workers sharing ``redis_url`` (the assistant is built first, so they find
+    the trained classifier cached); all are stopped after the test."""
+    started: list[Worker] = []
+
+    def start(count: int = 2) -> list[Worker]:
+        new = [
+            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log").start()
+            for i in range(count)
+        ]
+        started.extend(new)
+        return [worker.wait_ready() for worker in new]
+
+    yield start
+    errors = []
+    for worker in started:  # every one, even when one before it would not stop
+        try:
+            worker.stop()
+        except AssertionError as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bot_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """How the bot keeps chat state: in its own memory, or in Redis."""
+    if request.param == "memory":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url")}
+
+
+@pytest.fixture
+def sources_bot(start_bot: Callable[..., BotThread], bot_options: dict[str, Any]) -> BotThread:
+    return start_bot(**bot_options)

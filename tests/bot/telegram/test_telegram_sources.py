@@ -8,29 +8,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from bot import Assistant
 from bot.telegram.texts import human_date
-from tests.auxil.fake_bot_api import BotThread, Call, FakeBotAPI
+from tests.auxil.fake_bot_api import Call, FakeBotAPI
 from tests.bot.telegram.test_telegram import TEXTS, answer_text, plain
 
 SOURCES_KEY = re.compile(r"r:[0-9A-Za-z_-]{12}")
-
-
-@pytest.fixture(params=["memory", "redis"])
-def bot_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """How the bot keeps chat state: in its own memory, or in Redis."""
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url")}
-
-
-@pytest.fixture
-def sources_bot(start_bot: Callable[..., BotThread], bot_options: dict[str, Any]) -> BotThread:
-    return start_bot(**bot_options)
 
 
 def sources_button(message: Call) -> str | None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from bot import Assistant
 from tests.auxil.fake_bot_api import TOKEN, USER_NAME, FakeBotAPI
@@ -17,33 +14,6 @@ from tests.bot.telegram.webhook_workers import SECRET, Dispatcher, Worker, post
 
 BRANDS = ["Zolgensma", "Kymriah", "Luxturna", "Yescarta", "Casgevy"]
 FOLLOW_UPS = ("how much does it cost?", "how is it given?", "what are the side effects?")
-
-
-@pytest.fixture
-def workers(
-    fake_api: FakeBotAPI, redis_url: str, tmp_path: Path, assistant: Assistant
-) -> Iterator[Callable[..., list[Worker]]]:
-    """Start webhook workers sharing ``redis_url`` (the assistant is built first, so they find
-    the trained classifier cached); all are stopped after the test."""
-    started: list[Worker] = []
-
-    def start(count: int = 2) -> list[Worker]:
-        new = [
-            Worker(fake_api, redis_url, tmp_path / f"worker-{len(started) + i}.log").start()
-            for i in range(count)
-        ]
-        started.extend(new)
-        return [worker.wait_ready() for worker in new]
-
-    yield start
-    errors = []
-    for worker in started:  # every one, even when one before it would not stop
-        try:
-            worker.stop()
-        except AssertionError as error:
-            errors.append(error)
-    if errors:
-        raise errors[0]
 
 
 def conversation(brand: str) -> tuple[str, ...]:

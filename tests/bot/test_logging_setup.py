@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,19 +11,6 @@ from bot.errors import UsageError
 from bot.logging_setup import configure_logging, scrub
 
 TOKEN = "7000000001:AAHfakeTokenForTestsOnly_0123456789xyz"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put the root logger and the quieted loggers back as they were."""
-    root = logging.getLogger()
-    names = ("httpx", "httpcore", "telegram")
-    saved = root.level, list(root.handlers), {name: logging.getLogger(name).level for name in names}
-    yield
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.parametrize(
