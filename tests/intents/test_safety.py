@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot import Assistant
+from intents.safety import _first_chars, tokens_of
+from knowledge.resolver import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -128,3 +130,37 @@ def test_safety_long_stories_are_urgent_only_when_labelled(assistant: Assistant)
         if assistant.reply(r["text"]).urgent != (r.get("urgent") is True or r["intent"] == "emergency")
     ]
     assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first"),
+    [
+        ("fever", "f"),
+        ("tremors?", "t"),
+        ("trembl\\w*", "t"),
+        ("(the )?shakes", "ts"),
+        ("((tiny|red) )+(dots|spots)", "tr"),
+        ("(?:ab|cd)*ef", "ace"),
+        ("x{0,2}y", "xy"),
+        ("a??b", "ab"),
+        ("\\.x", "."),
+        ("a|b", "ab"),
+    ],
+)
+def test_safety_first_characters_of_a_sign(pattern: str, first: str) -> None:
+    assert _first_chars(pattern) == frozenset(first)
+
+
+@pytest.mark.parametrize("pattern", ["a?", "(a|)", "[ab]c", "(?=a)b", "\\w+", ".x", "a{x", "ab)", "\\n"])
+def test_safety_first_characters_unsure(pattern: str) -> None:
+    assert _first_chars(pattern) is None
+
+
+def test_safety_signs_split_by_first_character_match_the_whole_alternation(assistant: Assistant) -> None:
+    screen = assistant.matcher.screen
+    assert screen._signs_by_first is not None
+    texts = [row["text"] for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name)]
+    texts += [" ".join(texts[i : i + 3]) for i in range(0, len(texts), 7)]
+    for text in texts:
+        joined = " ".join(tokens_of(normalize(text)))
+        assert screen._sign_starts(joined) == [m.start() for m in screen.signs.finditer(joined)], text
