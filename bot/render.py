@@ -9,13 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections import ChainMap
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import (
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+)
 
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Condition, KnowledgeModel, Product, Source, Topic
@@ -339,9 +347,21 @@ class Renderer:
 
     def _compile(self, templates: list[str], inline: list[str]) -> None:
         for name in templates:
-            self._cache.setdefault(name, self.env.get_template(f"{name}.j2"))
+            self._cache.setdefault(name, self._plain_globals(self.env.get_template(f"{name}.j2")))
         for source in inline:
-            self._cache.setdefault("#" + source, self.env.from_string(source))
+            self._cache.setdefault("#" + source, self._plain_globals(self.env.from_string(source)))
+
+    def _plain_globals(self, template: Template) -> Template:
+        """The template reads the environment's globals themselves, not a ChainMap over them.
+
+        Jinja copies a template's globals into every new context; copying a ChainMap goes key
+        by key in Python, a tenth of a template's render. A template made without globals of its
+        own has an empty first map, so the environment's dict holds exactly what it reads.
+        """
+        chain = template.globals
+        if isinstance(chain, ChainMap) and chain.maps[-1] is self.env.globals and not any(chain.maps[:-1]):
+            template.globals = self.env.globals
+        return template
 
     def render(self, template: str, **context: Any) -> str:
         """Render ``<template>.j2`` and tidy its white space."""
@@ -351,7 +371,7 @@ class Renderer:
         """Render ``<template>.j2`` and record every sourced entry it reads (see ``_Tracked``)."""
         compiled = self._cache.get(template)
         if compiled is None:
-            compiled = self._cache[template] = self.env.get_template(f"{template}.j2")
+            compiled = self._cache[template] = self._plain_globals(self.env.get_template(f"{template}.j2"))
         used: list[UsedFact] = []
         token = _reading.set(used)
         try:
@@ -385,5 +405,5 @@ class Renderer:
         """Render a short inline template, such as a suggestion."""
         compiled = self._cache.get("#" + source)
         if compiled is None:
-            compiled = self._cache["#" + source] = self.env.from_string(source)
+            compiled = self._cache["#" + source] = self._plain_globals(self.env.from_string(source))
         return _tidy(compiled.render(**context))
