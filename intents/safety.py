@@ -325,8 +325,12 @@ class SafetyScreen:
         """Some sentence tells of a sign happening now, whatever the other sentences ask."""
         if self.always.search(normalized):
             return True
+        sentences = _sentences(normalized)
+        # Whether the story is told in the past matters only for its signs, and most have none.
+        if not any(self._sign_positions(tokens_of(sentence)) for sentence in sentences):
+            return False
         past = self._told_in_past(normalized)
-        return any(self._sentence_now(sentence, past) for sentence in _sentences(normalized))
+        return any(self._sentence_now(sentence, past) for sentence in sentences)
 
     def _told_in_past(self, normalized: str) -> bool:
         return self.tense.anchored(normalized) or self.tense.closed(normalized)
