@@ -68,6 +68,8 @@ class Decider:
             for name, spec in catalog.intents.items()
             if spec.general and spec.needs == "product" and catalog.intents[spec.general].needs != "condition"
         }
+        # What each intent needs, read by most rules: looked up once, not through the catalog.
+        self._needs = {name: spec.needs for name, spec in catalog.intents.items()}
         self.rules = [self._bind(rule) for rule in catalog.policy.rules]
 
     # -- the engine --------------------------------------------------------------------------------
@@ -106,9 +108,10 @@ class Decider:
         if kind == "is" and value in self.catalog.intents:
             return lambda turn: turn.intent == value
         if kind in ("needs", "missing") and value in _NEEDS:
+            needs = self._needs
             if kind == "needs":
-                return lambda turn: self.catalog.spec(turn.intent).needs == value
-            return lambda turn: self.catalog.spec(turn.intent).needs == value and not self._has(turn, value)
+                return lambda turn: needs[turn.intent] == value
+            return lambda turn: needs[turn.intent] == value and not self._has(turn, value)
         test = getattr(self, f"if_{name}", None) if not value else None
         if test is None:
             raise DataError([f"{_FILE}: rules.{rule}.when: no condition named {name!r}"])
@@ -116,13 +119,18 @@ class Decider:
 
     def _has(self, turn: Turn, need: str) -> bool:
         """Whether the turn holds what an intent with this need must have."""
-        return {
-            "product": bool(turn.products),
-            "topic": bool(turn.topics),
-            "condition": bool(turn.conditions or turn.groups),
-            "domain": self.if_on_topic(turn),
-            "nothing": True,
-        }[need]
+        # Only the need asked about is worked out: "domain" looks through the topics each time.
+        if need == "product":
+            return bool(turn.products)
+        if need == "topic":
+            return bool(turn.topics)
+        if need == "condition":
+            return bool(turn.conditions or turn.groups)
+        if need == "domain":
+            return self.if_on_topic(turn)
+        if need == "nothing":
+            return True
+        raise KeyError(need)
 
     # -- conditions (named ``if_<name>`` in policy.yaml without the prefix) -------------------------
 
