@@ -131,12 +131,14 @@ class LinearModel:
 
     def predict(self, text: str) -> dict[str, float]:
         """The probability of each label for one masked text."""
-        rows = [self.index[f] for f in set(features(text, self.pieces)) if f in self.index]
+        # One dict lookup per feature, and the probabilities as Python floats in one call: this
+        # runs for every message (the emergency model) and every new masked text.
+        rows = [row for row in map(self.index.get, set(features(text, self.pieces))) if row is not None]
         logits = self.bias + (self.weights[rows].sum(axis=0) if rows else 0.0)
         logits = logits - logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
-        return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
+        return dict(zip(self.labels, probs.tolist(), strict=True))
 
     def predict_many(self, texts: Iterable[str]) -> list[dict[str, float]]:
         """:meth:`predict` for several texts."""
