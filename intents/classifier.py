@@ -134,10 +134,11 @@ class LinearModel:
         # One dict lookup per feature, and the probabilities as Python floats in one call: this
         # runs for every message (the emergency model) and every new masked text.
         rows = [row for row in map(self.index.get, set(features(text, self.pieces))) if row is not None]
-        logits = self.bias + (self.weights[rows].sum(axis=0) if rows else 0.0)
-        logits = logits - logits.max()
+        # The ufuncs' own reduce, as ndarray.sum and .max call it, without their Python wrappers.
+        logits = self.bias + (np.add.reduce(self.weights[rows], axis=0) if rows else 0.0)
+        logits = logits - np.maximum.reduce(logits)
         probs = np.exp(logits)
-        probs /= probs.sum()
+        probs /= np.add.reduce(probs)
         return dict(zip(self.labels, probs.tolist(), strict=True))
 
     def predict_many(self, texts: Iterable[str]) -> list[dict[str, float]]:
