@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bot import Assistant
-from intents.safety import _first_chars, tokens_of
+from intents.safety import _alternatives, _any, _first_chars, tokens_of
 from knowledge.resolver import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -164,3 +165,30 @@ def test_safety_signs_split_by_first_character_match_the_whole_alternation(assis
     for text in texts:
         joined = " ".join(tokens_of(normalize(text)))
         assert screen._sign_starts(joined) == [m.start() for m in screen.signs.finditer(joined)], text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "parts"),
+    [
+        ("a|b", ["a", "b"]),
+        ("(a|b)c", ["(a|b)c"]),
+        ("[|]x|y", ["[|]x", "y"]),
+        ("\\\\|z", ["\\\\", "z"]),
+        ("[^]|]a|b", ["[^]|]a", "b"]),
+        ("a)", None),
+        ("(a", None),
+        ("[ab", None),
+        ("a\\", None),
+    ],
+)
+def test_safety_top_level_alternatives(pattern: str, parts: list[str] | None) -> None:
+    assert _alternatives(pattern) == parts
+
+
+def test_safety_rules_that_begin_at_a_word_match_as_written() -> None:
+    patterns = ["\\bkill(ing)? me\\b", "\\b(no|dont see) point\\b|\\bwhats the point"]
+    joined = re.compile("|".join(f"(?:{p})" for p in patterns))
+    assert _any(patterns).pattern.startswith("\\b(?:")
+    for text in ["killing me softly", "i dont see point", "whats the point", "skill me", "nopoint"]:
+        assert [m.span() for m in _any(patterns).finditer(text)] == [m.span() for m in joined.finditer(text)]
+    assert not _any(["\\ba", "b"]).pattern.startswith("\\b(?:")
