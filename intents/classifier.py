@@ -134,8 +134,9 @@ class LinearModel:
         # One dict lookup per feature, and the probabilities as Python floats in one call: this
         # runs for every message (the emergency model) and every new masked text.
         rows = [row for row in map(self.index.get, set(features(text, self.pieces))) if row is not None]
-        # The ufuncs' own reduce, as ndarray.sum and .max call it, without their Python wrappers.
-        logits = self.bias + (np.add.reduce(self.weights[rows], axis=0) if rows else 0.0)
+        # take() copies the rows as indexing does, at a third of its cost; and the ufuncs' own
+        # reduce, which ndarray.sum and .max call through Python wrappers.
+        logits = self.bias + (np.add.reduce(self.weights.take(rows, axis=0), axis=0) if rows else 0.0)
         logits = logits - np.maximum.reduce(logits)
         probs = np.exp(logits)
         probs /= np.add.reduce(probs)
