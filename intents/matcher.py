@@ -76,9 +76,13 @@ VOCABULARY = "vocabulary.json"
 _VERSION = "7"
 
 
+_CUE_WORDS = re.compile(r"[\w/']+")
+
+
 def _scaled(scores: dict[str, float], temperature: float) -> dict[str, float]:
     """Softmax probabilities re-tempered: p ** (1 / T), normalised."""
-    powered = {k: max(v, 1e-12) ** (1.0 / temperature) for k, v in scores.items()}
+    exponent = 1.0 / temperature
+    powered = {k: max(v, 1e-12) ** exponent for k, v in scores.items()}
     total = sum(powered.values())
     return {k: v / total for k, v in powered.items()}
 
@@ -298,7 +302,7 @@ class IntentMatcher:
 
     def cue(self, normalized: str) -> Prediction | None:
         """A short message that a cue pattern names whole ("thx", "/start")."""
-        bare = " ".join(re.findall(r"[\w/']+", normalized))
+        bare = " ".join(_CUE_WORDS.findall(normalized))
         if len(bare.split()) > 6:
             return None
         for pattern, intent in self.cues:
