@@ -174,6 +174,7 @@ def load_sign_groups() -> list[SignGroup]:
 
 _NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)(?![\d.])")
 _UNITS = frozenset({"f", "degrees", "°"})
+_DIGIT = re.compile(r"\d")
 _PRESSURE = re.compile(r"(?<![\d.])(\d{2,3}) ?(?:/|over| )(\d{2,3})(?![\d.])")
 
 
@@ -197,6 +198,9 @@ class Vitals:
 
     def positions(self, tokens: list[str]) -> list[int]:
         """Indexes of tokens that are readings past a limit."""
+        # Every reading has digits (both patterns need \d), and most sentences have none.
+        if not any(map(_DIGIT.search, tokens)):
+            return []
         # A message that is nothing but a reading ("102.5", "104 f", "85/50") is read as one.
         alone = all(t.isdigit() or t in _UNITS or t in {".", "c"} for t in tokens)
         found = self._pressures(tokens, alone)
