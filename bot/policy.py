@@ -29,6 +29,9 @@ class _Rule:
     spec: PolicyRule
     tests: tuple[tuple[bool, Callable[[Turn], bool]], ...]
     action: Callable[[Turn], None] | None
+    #: The intents under which the first condition can hold (None: any), so that a rule for
+    #: other intents is passed over without testing it.
+    intents: frozenset[str] | None = None
 
     def holds(self, turn: Turn) -> bool:
         return all(test(turn) != negated for negated, test in self.tests)
@@ -76,7 +79,10 @@ class Decider:
 
     def decide(self, turn: Turn) -> None:
         """Apply the rules in order; record the name of the rule that decided in ``turn.rule``."""
+        known = turn.intent in self._needs  # an unknown intent still fails as it did, in a test
         for rule in self.rules:
+            if rule.intents is not None and known and turn.intent not in rule.intents:
+                continue
             if not rule.holds(turn):
                 continue
             spec = rule.spec
@@ -101,7 +107,16 @@ class Decider:
             action = getattr(self, f"do_{rule.do}", None)
             if action is None:
                 raise DataError([f"{_FILE}: rules.{rule.name}.do: no step named {rule.do!r}"])
-        return _Rule(rule, tuple(tests), action)
+        return _Rule(rule, tuple(tests), action, self._first_intents(rule.when[0] if rule.when else ""))
+
+    def _first_intents(self, condition: str) -> frozenset[str] | None:
+        """The intents under which an ``is:``, ``needs:`` or ``missing:`` condition can hold."""
+        kind, _, value = condition.partition(":")
+        if kind == "is" and value in self.catalog.intents:
+            return frozenset({value})
+        if kind in ("needs", "missing") and value in _NEEDS:
+            return frozenset(name for name, needs in self._needs.items() if needs == value)
+        return None
 
     def _condition(self, rule: str, name: str) -> Callable[[Turn], bool]:
         kind, _, value = name.partition(":")
