@@ -376,7 +376,9 @@ class Renderer:
         used: list[UsedFact] = []
         token = _reading.set(used)
         try:
-            text = compiled.render(**{k: _track(v, None) for k, v in context.items()})
+            text = compiled.render(
+                **{k: v if isinstance(v, _PLAIN) else _Tracked(v, None) for k, v in context.items()}
+            )
         finally:
             _reading.reset(token)
         return Rendered(text=_tidy(text), used=used)

@@ -251,7 +251,13 @@ class IntentMatcher:
 
     def calibrated(self, scores: dict[str, float], intent: str) -> float:
         """The probability of ``intent`` after temperature scaling: what the bot reports."""
-        return _scaled(scores, self.temperature).get(intent, 0.0)
+        if intent not in scores:
+            return 0.0
+        # As _scaled(scores, T)[intent], the same sum in the same order, without the other quotients.
+        exponent = 1.0 / self.temperature
+        total: float = sum([max(v, 1e-12) ** exponent for v in scores.values()])
+        powered: float = max(scores[intent], 1e-12) ** exponent
+        return powered / total
 
     @staticmethod
     def _save(model: LinearModel, target: Path, vocabulary: dict[str, object]) -> None:
