@@ -51,6 +51,48 @@ def _any(patterns: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns))
 
 
+class _WordRules:
+    """Rules that each begin at a word, searched only at the words that can begin one of them.
+
+    ``search`` finds a match where ``_any(patterns).search`` does, tried at each word with only
+    the rules that can begin with its first letter, in their order (the rules are split by that
+    letter once, as the sign patterns are). When a rule cannot be read, all are searched whole.
+    """
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.whole = _any(patterns)
+        self._openings: re.Pattern[str] | None = None
+        self._by_first: dict[str, re.Pattern[str]] = {}
+        alternatives = [a for p in patterns for a in (_alternatives(p) or [""])]
+        if not self.whole.pattern.startswith("\\b(?:") or any(_CONTEXTUAL.search(p) for p in patterns):
+            return
+        rests = [a[2:] for a in alternatives]
+        firsts = [_first_chars(rest) for rest in rests]
+        if any(first is None for first in firsts):
+            return
+        grouped: dict[str, list[str]] = {}
+        for rest, first in zip(rests, firsts, strict=True):
+            for char in first or ():
+                grouped.setdefault(char, []).append(rest)
+        firsts_class = "".join(re.escape(c) for c in sorted(grouped))
+        self._openings = re.compile(r"\b(?=[" + firsts_class + "])")
+        self._by_first = {
+            c: re.compile(r"\b(?:" + "|".join(f"(?:{r})" for r in group) + ")")
+            for c, group in grouped.items()
+        }
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The leftmost match, as the whole alternation finds it (its groups aside), or None."""
+        if self._openings is None:
+            return self.whole.search(text)
+        for opening in self._openings.finditer(text):
+            at = opening.start()
+            match = self._by_first[text[at]].match(text, at)
+            if match is not None:
+                return match
+        return None
+
+
 def _alternatives(pattern: str) -> list[str] | None:
     """The pattern split at each ``|`` outside groups and classes; None if it cannot be read."""
     if "(?#" in pattern:
@@ -152,16 +194,26 @@ def _first_of_sequence(pattern: str, at: int) -> tuple[frozenset[str] | None, bo
     return (None if chars is None else frozenset(chars)), nullable, at
 
 
+def _first_of_group(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
+    """As :func:`_first_of_item`, for a group that opens at ``at``."""
+    look = next((len(o) for o in ("(?=", "(?!", "(?<=", "(?<!") if pattern.startswith(o, at)), 0)
+    if pattern.startswith("(?", at) and not look and not pattern.startswith("(?:", at):
+        raise _Unread(pattern)
+    found, empty, at = _first_of_alternatives(
+        pattern, at + (look or (3 if pattern.startswith("(?:", at) else 1))
+    )
+    if at >= len(pattern) or pattern[at] != ")":
+        raise _Unread(pattern)
+    if look:  # a lookaround matches no character of its own
+        return frozenset(), True, at + 1
+    return found, empty, at + 1
+
+
 def _first_of_item(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
     """One item's first characters (None: any), whether it may match nothing, and its end."""
     char = pattern[at]
     if char == "(":
-        if pattern.startswith("(?", at) and not pattern.startswith("(?:", at):
-            raise _Unread(pattern)
-        found, empty, at = _first_of_alternatives(pattern, at + 3 if pattern[at + 1] == "?" else at + 1)
-        if at >= len(pattern) or pattern[at] != ")":
-            raise _Unread(pattern)
-        return found, empty, at + 1
+        return _first_of_group(pattern, at)
     if char == "[":
         close = at + 1
         close += pattern.startswith("^", close)
@@ -209,9 +261,9 @@ class SafetyScreen:
         extra_calm: Sequence[str] = (),
     ) -> None:
         emergency = rules.emergency
-        self.self_harm = _any(emergency.self_harm)
+        self.self_harm = _WordRules(emergency.self_harm)
         self.overdose = _any(emergency.overdose) if emergency.overdose else None
-        self.always = _any(emergency.always)
+        self.always = _WordRules(emergency.always)
         signs = [*emergency.signs, *(sign for group in load_sign_groups() for sign in group.signs)]
         self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
         self._signs_by_first = self._dispatch(signs)
@@ -224,7 +276,7 @@ class SafetyScreen:
         self.not_now = _any([*emergency.not_now, *emergency.sign_questions])
         self.sign_questions = _any(emergency.sign_questions) if emergency.sign_questions else None
         self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
-        self.personal = _any(rules.personal_advice)
+        self.personal = _WordRules(rules.personal_advice)
         self.personal_in_domain = (
             _any(rules.personal_advice_in_domain) if rules.personal_advice_in_domain else None
         )

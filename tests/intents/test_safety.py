@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import Assistant
-from intents.safety import _alternatives, _any, _first_chars, tokens_of
+from intents.safety import _alternatives, _any, _first_chars, _WordRules, tokens_of
 from knowledge.resolver import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -152,7 +152,7 @@ def test_safety_first_characters_of_a_sign(pattern: str, first: str) -> None:
     assert _first_chars(pattern) == frozenset(first)
 
 
-@pytest.mark.parametrize("pattern", ["a?", "(a|)", "[ab]c", "(?=a)b", "\\w+", ".x", "a{x", "ab)", "\\n"])
+@pytest.mark.parametrize("pattern", ["a?", "(a|)", "[ab]c", "(?P<x>a)", "\\w+", ".x", "a{x", "ab)", "\\n"])
 def test_safety_first_characters_unsure(pattern: str) -> None:
     assert _first_chars(pattern) is None
 
@@ -192,3 +192,21 @@ def test_safety_rules_that_begin_at_a_word_match_as_written() -> None:
     for text in ["killing me softly", "i dont see point", "whats the point", "skill me", "nopoint"]:
         assert [m.span() for m in _any(patterns).finditer(text)] == [m.span() for m in joined.finditer(text)]
     assert not _any(["\\ba", "b"]).pattern.startswith("\\b(?:")
+
+
+def test_safety_first_characters_skip_a_lookaround() -> None:
+    assert _first_chars("(?=ab)a") == frozenset("a")
+    assert _first_chars("(?<!x)(?!no)y") == frozenset("y")
+
+
+def test_safety_word_rules_find_what_the_whole_alternation_finds(assistant: Assistant) -> None:
+    patterns = ["\\b(im|i am) (so )?done(?=\\s*($|[.!]))", "\\bkill(ing)? me\\b|\\bwhats the point"]
+    rules = _WordRules(patterns)
+    whole = re.compile("|".join(f"(?:{p})" for p in patterns))
+    assert rules._openings is not None
+    texts = [row["text"] for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name)]
+    texts += ["im so done", "i am done.", "im done with it", "stop killing me", "skill me", "whats the point"]
+    for text in texts:
+        expected, found = whole.search(text), rules.search(text)
+        assert (found and found.span()) == (expected and expected.span()), text
+    assert _WordRules(["\\ba(b)\\1"])._openings is None
