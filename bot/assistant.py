@@ -42,6 +42,7 @@ _OPENS_QUESTION = re.compile(
     r"(?:what|whats|how|hows|is|are|does|do|can|could|will|would|who|where|when|which|why)\b",
     re.IGNORECASE,
 )
+_LETTER = re.compile(r"[^\W\d_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -134,7 +135,7 @@ class Assistant:
         text = text[:MAX_CHARS]
         normalized = self.catalog.expand(" ".join(normalize(text).split()))
         turn = Turn(text=text, normalized=normalized, truncated=truncated)
-        if not re.search(r"[^\W\d_]", normalized):
+        if not _LETTER.search(normalized):
             # A bare reading ("102.5") is screened before it is called a message without words.
             urgent = self.matcher.safety(normalized) if normalized else None
             if urgent is not None and urgent.intent == "emergency":

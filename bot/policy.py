@@ -29,6 +29,9 @@ class _Rule:
     spec: PolicyRule
     tests: tuple[tuple[bool, Callable[[Turn], bool]], ...]
     action: Callable[[Turn], None] | None
+    #: The intents under which the first condition can hold (None: any), so that a rule for
+    #: other intents is passed over without testing it.
+    intents: frozenset[str] | None = None
 
     def holds(self, turn: Turn) -> bool:
         return all(test(turn) != negated for negated, test in self.tests)
@@ -68,13 +71,18 @@ class Decider:
             for name, spec in catalog.intents.items()
             if spec.general and spec.needs == "product" and catalog.intents[spec.general].needs != "condition"
         }
+        # What each intent needs, read by most rules: looked up once, not through the catalog.
+        self._needs = {name: spec.needs for name, spec in catalog.intents.items()}
         self.rules = [self._bind(rule) for rule in catalog.policy.rules]
 
     # -- the engine --------------------------------------------------------------------------------
 
     def decide(self, turn: Turn) -> None:
         """Apply the rules in order; record the name of the rule that decided in ``turn.rule``."""
+        known = turn.intent in self._needs  # an unknown intent still fails as it did, in a test
         for rule in self.rules:
+            if rule.intents is not None and known and turn.intent not in rule.intents:
+                continue
             if not rule.holds(turn):
                 continue
             spec = rule.spec
@@ -99,16 +107,26 @@ class Decider:
             action = getattr(self, f"do_{rule.do}", None)
             if action is None:
                 raise DataError([f"{_FILE}: rules.{rule.name}.do: no step named {rule.do!r}"])
-        return _Rule(rule, tuple(tests), action)
+        return _Rule(rule, tuple(tests), action, self._first_intents(rule.when[0] if rule.when else ""))
+
+    def _first_intents(self, condition: str) -> frozenset[str] | None:
+        """The intents under which an ``is:``, ``needs:`` or ``missing:`` condition can hold."""
+        kind, _, value = condition.partition(":")
+        if kind == "is" and value in self.catalog.intents:
+            return frozenset({value})
+        if kind in ("needs", "missing") and value in _NEEDS:
+            return frozenset(name for name, needs in self._needs.items() if needs == value)
+        return None
 
     def _condition(self, rule: str, name: str) -> Callable[[Turn], bool]:
         kind, _, value = name.partition(":")
         if kind == "is" and value in self.catalog.intents:
             return lambda turn: turn.intent == value
         if kind in ("needs", "missing") and value in _NEEDS:
+            needs = self._needs
             if kind == "needs":
-                return lambda turn: self.catalog.spec(turn.intent).needs == value
-            return lambda turn: self.catalog.spec(turn.intent).needs == value and not self._has(turn, value)
+                return lambda turn: needs[turn.intent] == value
+            return lambda turn: needs[turn.intent] == value and not self._has(turn, value)
         test = getattr(self, f"if_{name}", None) if not value else None
         if test is None:
             raise DataError([f"{_FILE}: rules.{rule}.when: no condition named {name!r}"])
@@ -116,13 +134,18 @@ class Decider:
 
     def _has(self, turn: Turn, need: str) -> bool:
         """Whether the turn holds what an intent with this need must have."""
-        return {
-            "product": bool(turn.products),
-            "topic": bool(turn.topics),
-            "condition": bool(turn.conditions or turn.groups),
-            "domain": self.if_on_topic(turn),
-            "nothing": True,
-        }[need]
+        # Only the need asked about is worked out: "domain" looks through the topics each time.
+        if need == "product":
+            return bool(turn.products)
+        if need == "topic":
+            return bool(turn.topics)
+        if need == "condition":
+            return bool(turn.conditions or turn.groups)
+        if need == "domain":
+            return self.if_on_topic(turn)
+        if need == "nothing":
+            return True
+        raise KeyError(need)
 
     # -- conditions (named ``if_<name>`` in policy.yaml without the prefix) -------------------------
 

@@ -9,13 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections import ChainMap
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import (
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+)
 
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Condition, KnowledgeModel, Product, Source, Topic
@@ -44,11 +52,17 @@ class Selection:
     label: str
 
 
+_SPACES = re.compile(r"[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.strip().splitlines()]
     text = "\n".join(lines)
-    text = re.sub(r"[ \t]{2,}", " ", text)
-    return re.sub(r"\n{3,}", "\n\n", text)
+    # Most answers have nothing to tidy; the substring tests find exactly what the patterns would.
+    if "  " in text or "\t" in text:
+        text = _SPACES.sub(" ", text)
+    return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text
 
 
 def _join(items: list[str], word: str = "and") -> str:
@@ -108,7 +122,7 @@ def _track(value: Any, owner: KnowledgeModel | None) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    return object.__getattribute__(value, "_obj") if isinstance(value, _Tracked) else value
+    return value._obj if isinstance(value, _Tracked) else value
 
 
 class _Tracked:
@@ -120,59 +134,54 @@ class _Tracked:
 
     __slots__ = ("_obj", "_owner")
 
+    # The slots are read directly (a slot is found before __getattr__ is ever asked) and the owner
+    # is settled once: templates read a few dozen attributes per answer through these wrappers.
     def __init__(self, obj: Any, owner: KnowledgeModel | None) -> None:
-        object.__setattr__(self, "_obj", obj)
-        object.__setattr__(self, "_owner", owner)
-
-    def _parts(self) -> tuple[Any, KnowledgeModel | None]:
-        obj = object.__getattribute__(self, "_obj")
-        owner = obj if isinstance(obj, _OWNERS) else object.__getattribute__(self, "_owner")
-        return obj, owner
+        self._obj = obj
+        self._owner = obj if isinstance(obj, _OWNERS) else owner
 
     def __getattr__(self, name: str) -> Any:
-        obj, owner = self._parts()
+        obj = self._obj
         value = getattr(obj, name)
         reading = _reading.get()
         if reading is not None and name != "sources" and _is_sourced(obj):
-            reading.append(UsedFact(obj, owner))
-        return _track(value, owner)
+            reading.append(UsedFact(obj, self._owner))
+        return _track(value, self._owner)
 
     def __getitem__(self, key: Any) -> Any:
-        obj, owner = self._parts()
-        return _track(obj[_plain(key)], owner)
+        return _track(self._obj[_plain(key)], self._owner)
 
     def __iter__(self) -> Iterator[Any]:
-        obj, owner = self._parts()
-        return (_track(v, owner) for v in obj)
+        owner = self._owner
+        return (_track(v, owner) for v in self._obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        obj, owner = self._parts()
-        result = obj(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
-        return _track(result, owner)
+        result = self._obj(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        return _track(result, self._owner)
 
     def __len__(self) -> int:
-        return len(self._parts()[0])
+        return len(self._obj)
 
     def __bool__(self) -> bool:
-        return bool(self._parts()[0])
+        return bool(self._obj)
 
     def __contains__(self, item: Any) -> bool:
-        return _plain(item) in self._parts()[0]
+        return _plain(item) in self._obj
 
     def __eq__(self, other: object) -> bool:
-        return bool(self._parts()[0] == _plain(other))
+        return bool(self._obj == _plain(other))
 
     def __lt__(self, other: Any) -> bool:
-        return bool(self._parts()[0] < _plain(other))
+        return bool(self._obj < _plain(other))
 
     def __hash__(self) -> int:
-        return hash(self._parts()[0])
+        return hash(self._obj)
 
     def __str__(self) -> str:
-        return str(self._parts()[0])
+        return str(self._obj)
 
     def __repr__(self) -> str:
-        return repr(self._parts()[0])
+        return repr(self._obj)
 
 
 def _bytecode_cache(folder: Path | None) -> FileSystemBytecodeCache | None:
@@ -335,9 +344,21 @@ class Renderer:
 
     def _compile(self, templates: list[str], inline: list[str]) -> None:
         for name in templates:
-            self._cache.setdefault(name, self.env.get_template(f"{name}.j2"))
+            self._cache.setdefault(name, self._plain_globals(self.env.get_template(f"{name}.j2")))
         for source in inline:
-            self._cache.setdefault("#" + source, self.env.from_string(source))
+            self._cache.setdefault("#" + source, self._plain_globals(self.env.from_string(source)))
+
+    def _plain_globals(self, template: Template) -> Template:
+        """The template reads the environment's globals themselves, not a ChainMap over them.
+
+        Jinja copies a template's globals into every new context; copying a ChainMap goes key
+        by key in Python, a tenth of a template's render. A template made without globals of its
+        own has an empty first map, so the environment's dict holds exactly what it reads.
+        """
+        chain = template.globals
+        if isinstance(chain, ChainMap) and chain.maps[-1] is self.env.globals and not any(chain.maps[:-1]):
+            template.globals = self.env.globals
+        return template
 
     def render(self, template: str, **context: Any) -> str:
         """Render ``<template>.j2`` and tidy its white space."""
@@ -347,11 +368,13 @@ class Renderer:
         """Render ``<template>.j2`` and record every sourced entry it reads (see ``_Tracked``)."""
         compiled = self._cache.get(template)
         if compiled is None:
-            compiled = self._cache[template] = self.env.get_template(f"{template}.j2")
+            compiled = self._cache[template] = self._plain_globals(self.env.get_template(f"{template}.j2"))
         used: list[UsedFact] = []
         token = _reading.set(used)
         try:
-            text = compiled.render(**{k: _track(v, None) for k, v in context.items()})
+            text = compiled.render(
+                **{k: v if isinstance(v, _PLAIN) else _Tracked(v, None) for k, v in context.items()}
+            )
         finally:
             _reading.reset(token)
         return Rendered(text=_tidy(text), used=used)
@@ -381,5 +404,5 @@ class Renderer:
         """Render a short inline template, such as a suggestion."""
         compiled = self._cache.get("#" + source)
         if compiled is None:
-            compiled = self._cache["#" + source] = self.env.from_string(source)
+            compiled = self._cache["#" + source] = self._plain_globals(self.env.from_string(source))
         return _tidy(compiled.render(**context))

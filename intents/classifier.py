@@ -143,12 +143,14 @@ class LinearModel:
         """The probability of each label for one masked text."""
         # Summed in row order, not in the order of a set of strings (which changes with each
         # process's hash seed), so that the same text always gets the same float32 probabilities.
-        rows = sorted({self.index[f] for f in features(text, self.pieces) if f in self.index})
-        logits = self.bias + (self.weights[rows].sum(axis=0) if rows else 0.0)
-        logits = logits - logits.max()
+        # One dict lookup per feature; take() copies the rows as indexing does, at a third of its
+        # cost, and the ufuncs' own reduce skips the Python wrappers of ndarray.sum and .max.
+        rows = sorted({row for row in map(self.index.get, features(text, self.pieces)) if row is not None})
+        logits = self.bias + (np.add.reduce(self.weights.take(rows, axis=0), axis=0) if rows else 0.0)
+        logits = logits - np.maximum.reduce(logits)
         probs = np.exp(logits)
-        probs /= probs.sum()
-        return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
+        probs /= np.add.reduce(probs)
+        return dict(zip(self.labels, probs.tolist(), strict=True))
 
     def predict_many(self, texts: Iterable[str]) -> list[dict[str, float]]:
         """:meth:`predict` for several texts."""

@@ -13,6 +13,7 @@ install fits only the final model (about 0.4 s).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -107,27 +108,53 @@ class Tense(_Model):
 
     def asks_for_information(self, sentence: str) -> bool:
         """Whether the sentence asks for facts in words, not with a question mark."""
-        return any(re.search(p, sentence) for p in self.requests)
+        return _found(self.requests, sentence)
 
     def ahead(self, text: str) -> bool:
         """Whether the text speaks of plans ("is scheduled for", "next month", "plan ahead")."""
-        return any(re.search(p, text) for p in self.future)
+        return _found(self.future, text)
 
     def anchored(self, text: str) -> bool:
         """Whether the text places something in the past ("two years ago", "in 2019")."""
-        return any(re.search(p, text) for p in self.past)
+        return _found(self.past, text)
 
     def closed(self, text: str) -> bool:
         """Whether the text tells that an episode is over ("went away", "been fine since")."""
-        return any(re.search(p, text) for p in self.recovered)
+        return _found(self.recovered, text)
 
     def is_history(self, clause: str) -> bool:
         """Told as history: a past phrase and no word that says it is now."""
-        if not any(re.search(p, clause) for p in self.past):
+        if not _found(self.past, clause):
             return False
-        if any(re.search(p, clause) for p in self.recovered):
+        if _found(self.recovered, clause):
             return True
-        return not any(re.search(p, clause) for p in self.now)
+        return not _found(self.now, clause)
+
+
+# A reference to a group by number or name means something else once patterns are joined, and
+# flags such as (?i) must open the whole pattern.
+_UNJOINABLE = re.compile(r"\\\d|\(\?P=|\(\?\(|^\(\?[aiLmsux-]")
+
+
+@functools.lru_cache(maxsize=64)
+def _union(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex that finds a match wherever one of ``patterns`` does; None if they cannot be joined."""
+    if not patterns or any(_UNJOINABLE.search(p) for p in patterns):
+        return None
+    try:
+        for pattern in patterns:  # each must stand alone, so that no "a)|(b" joins into sense
+            re.compile(pattern)
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error:  # a broken pattern or a group name used twice: searched one by one
+        return None
+
+
+def _found(patterns: list[str], text: str) -> bool:
+    """Whether any of ``patterns`` occurs in ``text``, with one search instead of one per pattern."""
+    union = _union(tuple(patterns))
+    if union is None:
+        return any(re.search(p, text) for p in patterns)
+    return union.search(text) is not None
 
 
 def load_tense() -> Tense:
@@ -156,6 +183,7 @@ def load_sign_groups() -> list[SignGroup]:
 
 _NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)(?![\d.])")
 _UNITS = frozenset({"f", "degrees", "°"})
+_DIGIT = re.compile(r"\d")
 _PRESSURE = re.compile(r"(?<![\d.])(\d{2,3}) ?(?:/|over| )(\d{2,3})(?![\d.])")
 
 
@@ -179,6 +207,9 @@ class Vitals:
 
     def positions(self, tokens: list[str]) -> list[int]:
         """Indexes of tokens that are readings past a limit."""
+        # Every reading has digits (both patterns need \d), and most sentences have none.
+        if not any(map(_DIGIT.search, tokens)):
+            return []
         # A message that is nothing but a reading ("102.5", "104 f", "85/50") is read as one.
         alone = all(t.isdigit() or t in _UNITS or t in {".", "c"} for t in tokens)
         found = self._pressures(tokens, alone)

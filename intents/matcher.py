@@ -78,9 +78,13 @@ VOCABULARY = "vocabulary.json"
 _VERSION = "7"
 
 
+_CUE_WORDS = re.compile(r"[\w/']+")
+
+
 def _scaled(scores: dict[str, float], temperature: float) -> dict[str, float]:
     """Softmax probabilities re-tempered: p ** (1 / T), normalised."""
-    powered = {k: max(v, 1e-12) ** (1.0 / temperature) for k, v in scores.items()}
+    exponent = 1.0 / temperature
+    powered = {k: max(v, 1e-12) ** exponent for k, v in scores.items()}
     total = sum(powered.values())
     return {k: v / total for k, v in powered.items()}
 
@@ -290,7 +294,13 @@ class IntentMatcher:
 
     def calibrated(self, scores: dict[str, float], intent: str) -> float:
         """The probability of ``intent`` after temperature scaling: what the bot reports."""
-        return _scaled(scores, self.temperature).get(intent, 0.0)
+        if intent not in scores:
+            return 0.0
+        # As _scaled(scores, T)[intent], the same sum in the same order, without the other quotients.
+        exponent = 1.0 / self.temperature
+        total: float = sum([max(v, 1e-12) ** exponent for v in scores.values()])
+        powered: float = max(scores[intent], 1e-12) ** exponent
+        return powered / total
 
     @staticmethod
     def _save(model: LinearModel, target: Path, vocabulary: dict[str, object]) -> None:
@@ -341,7 +351,7 @@ class IntentMatcher:
 
     def cue(self, normalized: str) -> Prediction | None:
         """A short message that a cue pattern names whole ("thx", "/start")."""
-        bare = " ".join(re.findall(r"[\w/']+", normalized))
+        bare = " ".join(_CUE_WORDS.findall(normalized))
         if len(bare.split()) > 6:
             return None
         for pattern, intent in self.cues:

@@ -44,7 +44,204 @@ def tokens_of(normalized: str) -> list[str]:
 
 
 def _any(patterns: list[str]) -> re.Pattern[str]:
+    alternatives = [a for p in patterns for a in (_alternatives(p) or [""])]
+    if all(a.startswith("\\b") and a[2:3] not in ("", "?", "*", "+", "{") for a in alternatives):
+        # Every rule begins at a word: testing that once, and not in each of some twenty rules at
+        # every character, is most of the search, and finds the same matches.
+        return re.compile(r"\b(?:" + "|".join(f"(?:{a[2:]})" for a in alternatives) + ")")
     return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+class _WordRules:
+    """Rules that each begin at a word, searched only at the words that can begin one of them.
+
+    ``search`` finds a match where ``_any(patterns).search`` does, tried at each word with only
+    the rules that can begin with its first letter, in their order (the rules are split by that
+    letter once, as the sign patterns are). When a rule cannot be read, all are searched whole.
+    """
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.whole = _any(patterns)
+        self._openings: re.Pattern[str] | None = None
+        self._by_first: dict[str, re.Pattern[str]] = {}
+        alternatives = [a for p in patterns for a in (_alternatives(p) or [""])]
+        if not self.whole.pattern.startswith("\\b(?:") or any(_CONTEXTUAL.search(p) for p in patterns):
+            return
+        rests = [a[2:] for a in alternatives]
+        firsts = [_first_chars(rest) for rest in rests]
+        if any(first is None for first in firsts):
+            return
+        grouped: dict[str, list[str]] = {}
+        for rest, first in zip(rests, firsts, strict=True):
+            for char in first or ():
+                grouped.setdefault(char, []).append(rest)
+        firsts_class = "".join(re.escape(c) for c in sorted(grouped))
+        self._openings = re.compile(r"\b(?=[" + firsts_class + "])")
+        self._by_first = {
+            c: re.compile(r"\b(?:" + "|".join(f"(?:{r})" for r in group) + ")")
+            for c, group in grouped.items()
+        }
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The leftmost match, as the whole alternation finds it (its groups aside), or None."""
+        if self._openings is None:
+            return self.whole.search(text)
+        for opening in self._openings.finditer(text):
+            at = opening.start()
+            match = self._by_first[text[at]].match(text, at)
+            if match is not None:
+                return match
+        return None
+
+
+def _alternatives(pattern: str) -> list[str] | None:
+    """The pattern split at each ``|`` outside groups and classes; None if it cannot be read."""
+    if "(?#" in pattern:
+        return None
+    parts: list[str] = []
+    depth = start = at = 0
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\":
+            at += 2
+            continue
+        if char == "[":
+            at += 1 + pattern.startswith("^", at + 1)
+            at += pattern.startswith("]", at)
+            while at < len(pattern) and pattern[at] != "]":
+                at += 2 if pattern[at] == "\\" else 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:at])
+            start = at + 1
+        at += 1
+    if depth != 0 or at != len(pattern):
+        return None
+    parts.append(pattern[start:])
+    return parts
+
+
+# Constructs whose meaning depends on the patterns around them (group numbers, references):
+# a pattern with one cannot be matched apart from the others.
+_CONTEXTUAL = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+_ZERO_WIDTH = frozenset("^$")
+_ZERO_WIDTH_ESCAPES = frozenset("bBAZ")
+_CLASS_ESCAPES = frozenset("wWdDsS")
+_QUANTIFIER = re.compile(r"\{(\d*)(?:,(\d*))?\}")
+
+
+class _Unread(Exception):
+    """A construct the first-character reading does not know."""
+
+
+def _first_chars(pattern: str) -> frozenset[str] | None:
+    """Every character a match of ``pattern`` can begin with; None when that is not sure.
+
+    Letters, escaped marks, groups ``(...)`` and ``(?:...)``, alternation, classes, ``\b``
+    and quantifiers are read; anything else, or a pattern that may match nothing, gives None.
+    """
+    try:
+        found, nullable, end = _first_of_alternatives(pattern, 0)
+    except _Unread:
+        return None
+    if found is None or nullable or end != len(pattern):
+        return None
+    return found
+
+
+def _first_of_alternatives(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
+    """First characters of ``a|b|...`` from ``at`` to a closing parenthesis or the end, whether
+    it may match nothing, and where it stops; None for the characters when they are not sure."""
+    chars: set[str] | None = set()
+    nullable = False
+    while True:
+        found, empty, at = _first_of_sequence(pattern, at)
+        chars = None if chars is None or found is None else chars | found
+        nullable = nullable or empty
+        if at < len(pattern) and pattern[at] == "|":
+            at += 1
+            continue
+        return (None if chars is None else frozenset(chars)), nullable, at
+
+
+def _first_of_sequence(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
+    """As :func:`_first_of_alternatives`, for the items up to a ``|`` or a closing parenthesis."""
+    chars: set[str] | None = set()
+    nullable = True  # every item so far may match nothing, so the next one may begin the match
+    while at < len(pattern) and pattern[at] not in "|)":
+        found, empty, at = _first_of_item(pattern, at)
+        repeat = _QUANTIFIER.match(pattern, at)
+        quantified = True
+        if at < len(pattern) and pattern[at] in "?*+":
+            empty = empty or pattern[at] != "+"
+            at += 1
+        elif repeat is not None:
+            empty = empty or not repeat.group(1) or int(repeat.group(1)) == 0
+            at = repeat.end()
+        elif pattern.startswith("{", at):
+            raise _Unread(pattern)
+        else:
+            quantified = False
+        if quantified and pattern.startswith(("?", "+"), at):
+            at += 1  # lazy or possessive: it begins where the greedy one does
+        if nullable:
+            chars = None if chars is None or found is None else chars | found
+        nullable = nullable and empty
+    return (None if chars is None else frozenset(chars)), nullable, at
+
+
+def _first_of_group(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
+    """As :func:`_first_of_item`, for a group that opens at ``at``."""
+    look = next((len(o) for o in ("(?=", "(?!", "(?<=", "(?<!") if pattern.startswith(o, at)), 0)
+    if pattern.startswith("(?", at) and not look and not pattern.startswith("(?:", at):
+        raise _Unread(pattern)
+    found, empty, at = _first_of_alternatives(
+        pattern, at + (look or (3 if pattern.startswith("(?:", at) else 1))
+    )
+    if at >= len(pattern) or pattern[at] != ")":
+        raise _Unread(pattern)
+    if look:  # a lookaround matches no character of its own
+        return frozenset(), True, at + 1
+    return found, empty, at + 1
+
+
+def _first_of_item(pattern: str, at: int) -> tuple[frozenset[str] | None, bool, int]:
+    """One item's first characters (None: any), whether it may match nothing, and its end."""
+    char = pattern[at]
+    if char == "(":
+        return _first_of_group(pattern, at)
+    if char == "[":
+        close = at + 1
+        close += pattern.startswith("^", close)
+        close += pattern.startswith("]", close)
+        while close < len(pattern) and pattern[close] != "]":
+            close += 2 if pattern[close] == "\\" else 1
+        if close >= len(pattern):
+            raise _Unread(pattern)
+        return None, False, close + 1
+    if char == "\\":
+        if at + 1 >= len(pattern):
+            raise _Unread(pattern)
+        escaped = pattern[at + 1]
+        if escaped in _ZERO_WIDTH_ESCAPES:
+            return frozenset(), True, at + 2
+        if escaped in _CLASS_ESCAPES:
+            return None, False, at + 2
+        if escaped.isascii() and escaped.isalnum():
+            raise _Unread(pattern)  # \n, \x41, \N{...}: not read here
+        return frozenset(escaped), False, at + 2
+    if char in _ZERO_WIDTH:
+        return frozenset(), True, at + 1
+    if char == ".":
+        return None, False, at + 1
+    if char in "*+?{":
+        raise _Unread(pattern)
+    return frozenset(char), False, at + 1
 
 
 class SafetyScreen:
@@ -65,11 +262,12 @@ class SafetyScreen:
         extra_calm: Sequence[str] = (),
     ) -> None:
         emergency = rules.emergency
-        self.self_harm = _any(emergency.self_harm)
+        self.self_harm = _WordRules(emergency.self_harm)
         self.overdose = _any(emergency.overdose) if emergency.overdose else None
-        self.always = _any(emergency.always)
+        self.always = _WordRules(emergency.always)
         signs = [*emergency.signs, *(sign for group in load_sign_groups() for sign in group.signs)]
         self.signs = re.compile(r"\b(?:" + "|".join(signs) + r")\b")
+        self._signs_by_first = self._dispatch(signs)
         self.vitals = Vitals()
         self.tense = load_tense()
         self.figurative = _any(self.tense.figurative) if self.tense.figurative else None
@@ -79,7 +277,7 @@ class SafetyScreen:
         self.not_now = _any([*emergency.not_now, *emergency.sign_questions])
         self.sign_questions = _any(emergency.sign_questions) if emergency.sign_questions else None
         self.now_phrases = _any(emergency.now_phrases) if emergency.now_phrases else None
-        self.personal = _any(rules.personal_advice)
+        self.personal = _WordRules(rules.personal_advice)
         self.personal_in_domain = (
             _any(rules.personal_advice_in_domain) if rules.personal_advice_in_domain else None
         )
@@ -96,9 +294,44 @@ class SafetyScreen:
         """The emergency model's threshold for these rules and examples, worked out from scratch."""
         return calibration(*self._extra, self._rules_catch)
 
+    @staticmethod
+    def _dispatch(signs: list[str]) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]] | None:
+        """The sign patterns split by the character a match begins with, or None if not sure.
+
+        Trying some 170 alternatives at every word of every sentence was most of the screen's
+        time; at a word only those that can begin with its first letter can match, and kept in
+        their order they match exactly what the whole alternation does there.
+        """
+        firsts = [_first_chars(sign) for sign in signs]
+        if any(f is None or _CONTEXTUAL.search(s) for f, s in zip(firsts, signs, strict=True)):
+            return None
+        by_first: dict[str, list[str]] = {}
+        for sign, first in zip(signs, firsts, strict=True):
+            for char in first or ():
+                by_first.setdefault(char, []).append(sign)
+        openings = re.compile(r"\b(?=[" + "".join(re.escape(c) for c in sorted(by_first)) + "])")
+        return openings, {c: re.compile(r"\b(?:" + "|".join(group) + r")\b") for c, group in by_first.items()}
+
+    def _sign_starts(self, joined: str) -> list[int]:
+        """Where the matches of ``self.signs`` in ``joined`` begin, as its ``finditer`` finds them."""
+        if self._signs_by_first is None:
+            return [m.start() for m in self.signs.finditer(joined)]
+        openings, by_first = self._signs_by_first
+        starts: list[int] = []
+        end = 0  # no pattern matches nothing, so each match ends past its start
+        for opening in openings.finditer(joined):
+            at = opening.start()
+            if at < end:
+                continue
+            match = by_first[joined[at]].match(joined, at)
+            if match is not None:
+                starts.append(at)
+                end = match.end()
+        return starts
+
     def _sign_positions(self, tokens: list[str]) -> list[int]:
         joined = " ".join(tokens)
-        positions = [joined[: m.start()].count(" ") for m in self.signs.finditer(joined)]
+        positions = [joined[:start].count(" ") for start in self._sign_starts(joined)]
         for index, token in enumerate(tokens):
             unknown = len(token) >= 5 and token not in self.common and token not in self.known
             if unknown and process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=85):
@@ -185,10 +418,16 @@ class SafetyScreen:
 
     def _rules_say_emergency(self, normalized: str) -> bool:
         """Some sentence tells of a sign happening now, whatever the other sentences ask."""
-        if any(not self._in_history(normalized, m.start()) for m in self.always.finditer(normalized)):
+        if self.always.search(normalized) is not None and any(
+            not self._in_history(normalized, m.start()) for m in self.always.whole.finditer(normalized)
+        ):
             return True
+        sentences = _sentences(normalized)
+        # Whether the story is told in the past matters only for its signs, and most have none.
+        if not any(self._sign_positions(tokens_of(sentence)) for sentence in sentences):
+            return False
         past = self._told_in_past(normalized)
-        return any(self._sentence_now(sentence, past) for sentence in _sentences(normalized))
+        return any(self._sentence_now(sentence, past) for sentence in sentences)
 
     def _in_history(self, normalized: str, at: int) -> bool:
         """Whether the clause around a position is told as history ("i passed out twice this year"):

@@ -44,6 +44,10 @@ _KIND_ORDER = {"product": 0, "other": 1, "condition": 2, "group": 3, "topic": 4}
 _SIGNS = dict.fromkeys(map(ord, "®™©℠"), None)
 _SUFFIX = re.compile(r"-[a-z]{4}$")
 _PAREN = re.compile(r"\s*\(([^)]*)\)")
+# Compiled once: normalize runs several times per message (the message and each sentence).
+_QUOTES = re.compile(r"[\u2018\u2019`\u00b4]")
+_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+_JOINER = re.compile(r"(?<=\w)[-\u2010\u2011\u2013\u2014/](?=\w)")
 
 
 def normalize(text: str) -> str:
@@ -54,9 +58,9 @@ def normalize(text: str) -> str:
     so that every spelling of a name meets the same tokens.
     """
     text = unicodedata.normalize("NFKC", text).translate(_SIGNS)
-    text = re.sub(r"[\u2018\u2019`\u00b4]", "'", text)
-    text = re.sub(r"(?<=\w)'(?=\w)", "", text)
-    text = re.sub(r"(?<=\w)[-\u2010\u2011\u2013\u2014/](?=\w)", " ", text)
+    text = _QUOTES.sub("'", text)
+    text = _APOSTROPHE.sub("", text)
+    text = _JOINER.sub(" ", text)
     return text.lower()
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bot import Assistant
+from intents.safety import _alternatives, _any, _first_chars, _WordRules, tokens_of
 from knowledge.loader import load_knowledge
+from knowledge.resolver import normalize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -140,3 +143,82 @@ def test_safety_an_amount_for_one_person_is_declined(assistant: Assistant, brand
         f"how many cells will i get with {brand}",
     ):
         assert assistant.reply(question).intent == "personal_advice", question
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first"),
+    [
+        ("fever", "f"),
+        ("tremors?", "t"),
+        ("trembl\\w*", "t"),
+        ("(the )?shakes", "ts"),
+        ("((tiny|red) )+(dots|spots)", "tr"),
+        ("(?:ab|cd)*ef", "ace"),
+        ("x{0,2}y", "xy"),
+        ("a??b", "ab"),
+        ("\\.x", "."),
+        ("a|b", "ab"),
+    ],
+)
+def test_safety_first_characters_of_a_sign(pattern: str, first: str) -> None:
+    assert _first_chars(pattern) == frozenset(first)
+
+
+@pytest.mark.parametrize("pattern", ["a?", "(a|)", "[ab]c", "(?P<x>a)", "\\w+", ".x", "a{x", "ab)", "\\n"])
+def test_safety_first_characters_unsure(pattern: str) -> None:
+    assert _first_chars(pattern) is None
+
+
+def test_safety_signs_split_by_first_character_match_the_whole_alternation(assistant: Assistant) -> None:
+    screen = assistant.matcher.screen
+    assert screen._signs_by_first is not None
+    texts = [row["text"] for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name)]
+    texts += [" ".join(texts[i : i + 3]) for i in range(0, len(texts), 7)]
+    for text in texts:
+        joined = " ".join(tokens_of(normalize(text)))
+        assert screen._sign_starts(joined) == [m.start() for m in screen.signs.finditer(joined)], text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "parts"),
+    [
+        ("a|b", ["a", "b"]),
+        ("(a|b)c", ["(a|b)c"]),
+        ("[|]x|y", ["[|]x", "y"]),
+        ("\\\\|z", ["\\\\", "z"]),
+        ("[^]|]a|b", ["[^]|]a", "b"]),
+        ("a)", None),
+        ("(a", None),
+        ("[ab", None),
+        ("a\\", None),
+    ],
+)
+def test_safety_top_level_alternatives(pattern: str, parts: list[str] | None) -> None:
+    assert _alternatives(pattern) == parts
+
+
+def test_safety_rules_that_begin_at_a_word_match_as_written() -> None:
+    patterns = ["\\bkill(ing)? me\\b", "\\b(no|dont see) point\\b|\\bwhats the point"]
+    joined = re.compile("|".join(f"(?:{p})" for p in patterns))
+    assert _any(patterns).pattern.startswith("\\b(?:")
+    for text in ["killing me softly", "i dont see point", "whats the point", "skill me", "nopoint"]:
+        assert [m.span() for m in _any(patterns).finditer(text)] == [m.span() for m in joined.finditer(text)]
+    assert not _any(["\\ba", "b"]).pattern.startswith("\\b(?:")
+
+
+def test_safety_first_characters_skip_a_lookaround() -> None:
+    assert _first_chars("(?=ab)a") == frozenset("a")
+    assert _first_chars("(?<!x)(?!no)y") == frozenset("y")
+
+
+def test_safety_word_rules_find_what_the_whole_alternation_finds(assistant: Assistant) -> None:
+    patterns = ["\\b(im|i am) (so )?done(?=\\s*($|[.!]))", "\\bkill(ing)? me\\b|\\bwhats the point"]
+    rules = _WordRules(patterns)
+    whole = re.compile("|".join(f"(?:{p})" for p in patterns))
+    assert rules._openings is not None
+    texts = [row["text"] for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name)]
+    texts += ["im so done", "i am done.", "im done with it", "stop killing me", "skill me", "whats the point"]
+    for text in texts:
+        expected, found = whole.search(text), rules.search(text)
+        assert (found and found.span()) == (expected and expected.span()), text
+    assert _WordRules(["\\ba(b)\\1"])._openings is None
