@@ -71,7 +71,10 @@ class Assistant:
         self.nlp = build_nlp(known_words(self.knowledge, self.catalog))
         self.resolver = Resolver(self.knowledge, self.nlp)
         self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common, on_training)
-        self.renderer = Renderer(self.catalog.responses_dir, self.knowledge, cache_dir() / "templates")
+        assert self.catalog.texts is not None  # a catalog without its texts does not load
+        self.renderer = Renderer(
+            self.catalog.responses_dir, self.knowledge, self.catalog.texts, cache_dir() / "templates"
+        )
         self.renderer.warm(
             list(self.catalog.intents),
             [source for spec in self.catalog.intents.values() for source in spec.suggestions],

@@ -13,6 +13,7 @@ from collections import ChainMap
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +26,13 @@ from jinja2 import (
     TemplateError,
 )
 
+from intents.catalog import Texts
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Condition, KnowledgeModel, Product, Source, Topic
 
 __all__ = ["Rendered", "Renderer", "TemplateError", "UsedFact"]
 
-KIND_WORDS = {
-    "cell therapy": "a cell therapy",
-    "gene therapy": "a gene therapy",
-    "cell-based gene therapy": "a cell-based gene therapy",
-}
-SOURCE_WORDS = {
-    "own": "made from the patient's own cells",
-    "donor": "made from donor cells (cells from another person)",
-    "none": "not made from cells",
-}
 
-
-#: Topics that name a kind of product, and the kinds they cover.
 @dataclass
 class Selection:
     """Products picked for a list answer, with a heading that says what was asked."""
@@ -72,11 +62,7 @@ def _join(items: list[str], word: str = "and") -> str:
     return ", ".join(items[:-1]) + f" {word} " + items[-1]
 
 
-def _month_year(date: str | None) -> str:
-    months = [
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ]  # fmt: skip
+def _month_year(months: list[str], date: str | None) -> str:
     if not date:
         return ""
     parts = date.split("-")
@@ -203,8 +189,11 @@ class Renderer:
         kb (KnowledgeBase): the knowledge base, offered to templates as ``kb``.
     """
 
-    def __init__(self, responses_dir: Path, kb: KnowledgeBase, bytecode_dir: Path | None = None) -> None:
+    def __init__(
+        self, responses_dir: Path, kb: KnowledgeBase, words: Texts, bytecode_dir: Path | None = None
+    ) -> None:
         self.kb = kb
+        self.words = words
         self.env = Environment(
             bytecode_cache=_bytecode_cache(bytecode_dir),
             loader=FileSystemLoader(str(responses_dir)),
@@ -215,11 +204,11 @@ class Renderer:
             keep_trailing_newline=False,
             auto_reload=False,
         )
-        self.env.filters.update(join_words=_join, month_year=_month_year)
+        self.env.filters.update(join_words=_join, month_year=partial(_month_year, words.months))
         self.env.globals.update(
             kb=kb,
-            kind_words=KIND_WORDS,
-            source_words=SOURCE_WORDS,
+            kind_words=words.kind_words,
+            source_words=words.source_words,
             treats=self.treats,
             sources_of=self.sources_of,
             comparison=kb.comparison,
@@ -286,8 +275,8 @@ class Renderer:
         """A few words on what a product is for, from the names of its conditions."""
         names = [self.kb.conditions[c].name for c in product.conditions if c in self.kb.conditions]
         if not names:
-            return KIND_WORDS[product.kind]
-        shown = names[:3] + (["other conditions"] if len(names) > 3 else [])
+            return self.words.kind_words[product.kind]
+        shown = names[:3] + ([self.words.other_conditions] if len(names) > 3 else [])
         return _join(shown)
 
     def select_products(

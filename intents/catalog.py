@@ -9,14 +9,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from intents.reasons import Reason
 from knowledge.errors import DataError
 from knowledge.loader import Problem, read_yaml, validation_problems
-from knowledge.schema import Aspect
+from knowledge.schema import Aspect, CellSource, Kind
 
 __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "load_catalog"]
 
@@ -75,6 +83,19 @@ class Texts(_Model):
 
     error: str = Field(min_length=1)
     what_is: str = Field(pattern=r"\{brand\}")
+    kind_words: dict[Kind, str]
+    source_words: dict[CellSource, str]
+    months: list[str] = Field(min_length=12, max_length=12)
+    other_conditions: str
+
+    @field_validator("kind_words", "source_words")
+    @classmethod
+    def _every_value_named(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        wanted = set(get_args(Kind if info.field_name == "kind_words" else CellSource))
+        missing = sorted(wanted - set(value))
+        if missing:
+            raise ValueError(f"no words for {', '.join(missing)}")
+        return value
 
 
 class PolicyRule(_Model):
