@@ -71,7 +71,6 @@ class Assistant:
         self.nlp = build_nlp(known_words(self.knowledge, self.catalog))
         self.resolver = Resolver(self.knowledge, self.nlp)
         self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common, on_training)
-        assert self.catalog.texts is not None  # a catalog without its texts does not load
         self.renderer = Renderer(
             self.catalog.responses_dir, self.knowledge, self.catalog.texts, cache_dir() / "templates"
         )
@@ -80,25 +79,19 @@ class Assistant:
             [source for spec in self.catalog.intents.values() for source in spec.suggestions],
         )
         self.sessions = sessions or SessionStore()
-        self.decider = Decider(
-            self.catalog, self.knowledge, self.matcher, frozenset(self.nlp.Defaults.stop_words)
-        )
+        self._stop_words = frozenset(self.nlp.Defaults.stop_words)
+        self.decider = Decider(self.catalog, self.knowledge, self.matcher, self._stop_words)
         self.conversation = Conversation(
             self.catalog,
             self.knowledge,
             self.matcher,
             self.resolver,
             self.decider,
-            frozenset(self.nlp.Defaults.stop_words),
+            self._stop_words,
             self.sessions,
         )
         self.composer = Composer(self.catalog, self.knowledge, self.matcher, self.renderer)
-        scope = self.catalog.scope
-        self._follow_words = frozenset(scope.follow_up_words)
-        self._name_fillers = frozenset(scope.name_fillers)
-        self._languages = {lang: frozenset(words) for lang, words in scope.languages.items()}
-        self._stop_words = frozenset(self.nlp.Defaults.stop_words)
-        assert self.catalog.texts is not None  # a catalog without its texts does not load
+        self._languages = {lang: frozenset(words) for lang, words in self.catalog.scope.languages.items()}
         self._error_text = self.catalog.texts.error
 
     # -- public API --------------------------------------------------------------------------------

@@ -170,7 +170,6 @@ class Composer:
         doc = resolution.doc
         spans = resolution.unsure_spans
         if not spans:
-            assert self.catalog.texts is not None
             return self.catalog.texts.what_is.format(brand=brand)
         start, end = spans[0]
         words = [t.text_with_ws for t in doc[:start]] + [brand + doc[end - 1].whitespace_]

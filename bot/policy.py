@@ -50,8 +50,6 @@ class Decider:
     def __init__(
         self, catalog: Catalog, knowledge: KnowledgeBase, matcher: IntentMatcher, stop_words: frozenset[str]
     ) -> None:
-        if catalog.policy is None:
-            raise DataError([f"{_FILE}: no policy"])
         self.catalog = catalog
         self.kb = knowledge
         self.matcher = matcher

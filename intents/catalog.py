@@ -199,16 +199,17 @@ class ScopeRules(_Model):
 
 @dataclass
 class Catalog:
-    """Every intent with its examples, the safety and scope rules, and the template folder."""
+    """Every intent with its examples, the safety, scope and policy rules, the assistant's own
+    texts, and the template folder."""
 
     intents: dict[str, IntentSpec]
     examples: dict[str, list[str]]
     safety: SafetyRules
     scope: ScopeRules
     responses_dir: Path
+    policy: Policy
+    texts: Texts
     files: dict[str, str] = field(default_factory=dict)
-    policy: Policy | None = None
-    texts: Texts | None = None
     _shorthand: re.Pattern[str] | None = field(default=None, repr=False)
 
     def spec(self, name: str) -> IntentSpec:
@@ -266,7 +267,7 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     problems += _doubled_examples(examples, files)
     if safety is None or scope is None or policy is None or texts is None or not intents:
         return None, problems
-    catalog = Catalog(intents, examples, safety, scope, responses, files, policy, texts)
+    catalog = Catalog(intents, examples, safety, scope, responses, policy, texts, files)
     return catalog, problems
 
 
