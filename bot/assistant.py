@@ -176,8 +176,7 @@ class Assistant:
         if masked != resolution.masked and prediction.intent == "out_of_scope":
             # The follow-up was read with its product in place; a product reading that is at
             # all likely beats "out of scope" for a short question in a conversation about it.
-            allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
-            better = self.matcher.best_of(prediction, allowed)
+            better = self.matcher.best_of(prediction, self.decider.product_intents)
             if better is not None and better.confidence >= 0.15:
                 prediction = better
         if prediction.intent == "out_of_scope" and not context.products and not resolution.mentions:

@@ -98,10 +98,10 @@ class Conversation:
         position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
         current = set(context.products)
         one = "one" in words or "ones" in words
+        described = self._described(words, listed) if one else []
         described_by: set[str] = set()
         if not context.listed and (
-            position is not None
-            or not (set(words) & set(scope.list_words) or (one and self._described(words, listed)))
+            position is not None or not (set(words) & set(scope.list_words) or described)
         ):
             # The products talked about one after the other are no list to count in, but "which
             # one", "both" or "the newer one" can still mean them.
@@ -113,7 +113,7 @@ class Conversation:
             picked = [p for p in listed if p.id not in current]
         elif turn.conditions and one:
             picked = [p for p in listed if set(turn.conditions) & set(p.conditions)]
-        elif one and (described := self._described(words, listed)):
+        elif described:
             # "the one from BMS", "the newer one", "the CRISPR one".
             picked = described
             described_by = set(words) & set().union(*(self.knowledge.descriptors(p.id) for p in picked))
@@ -134,7 +134,7 @@ class Conversation:
         )
         # "the second one" is one product, read as one name.
         masked = re.sub(r"\bxproductx(?: xproductx)+\b", "xproductx", masked)
-        allowed = {n for n, spec in self.catalog.intents.items() if spec.needs == "product"}
+        allowed = self.decider.product_intents
         used = self._follow_words | self._name_fillers | described_by
         asked = [w for w in masked.split() if w != "xproductx" and w.strip("?.!,") not in used]
         asked = [w for w in asked if w.strip("?.!,")]

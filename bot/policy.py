@@ -298,7 +298,7 @@ class Decider:
 
     def _take_best(self, turn: Turn, allowed: frozenset[str]) -> None:
         assert turn.prediction is not None
-        better = self.matcher.best_of(turn.prediction, set(allowed))
+        better = self.matcher.best_of(turn.prediction, allowed)
         if better is not None:
             turn.intent, turn.confidence = better.intent, better.confidence
 

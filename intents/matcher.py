@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,7 +391,7 @@ class IntentMatcher:
         return Prediction(ranked[0], float(scores[ranked[0]]), scores)
 
     @staticmethod
-    def best_of(prediction: Prediction, allowed: set[str]) -> Prediction | None:
+    def best_of(prediction: Prediction, allowed: AbstractSet[str]) -> Prediction | None:
         """The classifier's best intent among ``allowed``, if it gave scores."""
         if not prediction.scores:
             return None
