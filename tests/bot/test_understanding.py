@@ -260,11 +260,16 @@ def test_understanding_it_after_a_list_of_several_asks_which_one(assistant: Assi
 PRODUCTS = sorted(p.id for p in KB.listed_products() if p.side_effects is not None)
 
 
+def _next(ids: list[str], product_id: str) -> str:
+    """Another product to pair with ``product_id``: the one after it in ``ids``, round the end."""
+    return ids[(ids.index(product_id) + 1) % len(ids)]
+
+
 @pytest.mark.parametrize("product_id", PRODUCTS)
 def test_understanding_and_for_another_product_asks_the_same_question(
     assistant: Assistant, product_id: str
 ) -> None:
-    other = PRODUCTS[(PRODUCTS.index(product_id) + 1) % len(PRODUCTS)]
+    other = _next(PRODUCTS, product_id)
     session = f"and-for:{product_id}"
     assistant.reply(f"what are the side effects of {KB.products[other].brand}?", session=session)
     reply = assistant.reply(f"and for {KB.products[product_id].brand}?", session=session)
@@ -275,7 +280,7 @@ def test_understanding_and_for_another_product_asks_the_same_question(
 def test_understanding_which_one_with_a_comparative_compares_the_aspect(
     assistant: Assistant, product_id: str
 ) -> None:
-    other = PRODUCTS[(PRODUCTS.index(product_id) + 1) % len(PRODUCTS)]
+    other = _next(PRODUCTS, product_id)
     session = f"fewer:{product_id}"
     assistant.reply(f"what does {KB.products[other].brand} cost?", session=session)
     assistant.reply(f"and {KB.products[product_id].brand}?", session=session)
@@ -361,7 +366,7 @@ def test_understanding_the_thing_named_first_is_what_is_asked_about(
 @pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
 def test_understanding_what_is_of_two_products_shows_both(assistant: Assistant, product_id: str) -> None:
     listed = sorted(p.id for p in KB.listed_products())
-    other = listed[(listed.index(product_id) + 1) % len(listed)]
+    other = _next(listed, product_id)
     first, second = KB.products[product_id].brand, KB.products[other].brand
     reply = assistant.reply(f"what are {first} and {second}?")
     if reply.intent not in ("product_overview", "product_compare"):
