@@ -173,6 +173,12 @@ class Assistant:
         focus, others = self._questions(text)
         prediction = self.matcher.classify(normalized, focus or masked)
         turn.also = [self.matcher.classify(normalized, other).intent for other in others]
+        if masked != resolution.masked and not resolution.mentions:
+            # Read alone, "whats the best pizza in chicago" is clearly out of scope: a short
+            # message after an answer is not about that answer just because it is short.
+            alone = self.matcher.classify(normalized, resolution.masked)
+            if alone.intent == "out_of_scope" and self.decider.clear(alone.confidence):
+                prediction = alone
         if masked != resolution.masked and prediction.intent == "out_of_scope":
             # The follow-up was read with its product in place; a product reading that is at
             # all likely beats "out of scope" for a short question in a conversation about it.

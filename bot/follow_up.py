@@ -75,6 +75,9 @@ class Conversation:
         ):
             return masked
         named = [m for m in turn.resolution.mentions if m.kind != "other"]
+        if len(named) < len(turn.resolution.mentions) and not any(w in pronouns for w in words):
+            # "what is Keytruda?" after Kymriah is about Keytruda; only "is it chemo?" points back.
+            return masked
         if any(m.id not in self.resolver.unmasked for m in named):
             # "how is it different from Tecelra?": "it" is the product talked about before. Another
             # medicine named ("is it chemo?") leaves "it" the product.
@@ -246,7 +249,7 @@ class Conversation:
             turn.reason, turn.choices = "which_listed", list(context.listed)
         elif (
             context.conditions
-            and not turn.conditions
+            and not (turn.conditions or turn.groups)
             and turn.intent in ("condition_treatments", "clinical_trials")
         ):
             turn.conditions = list(context.conditions)

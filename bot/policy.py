@@ -277,10 +277,14 @@ class Decider:
         """ "Can I take ibuprofen after my CAR-T?": a decision, declined kindly, not another medicine."""
         return turn.intent == "personal_advice" and self.if_on_topic(turn)
 
+    def clear(self, confidence: float) -> bool:
+        """Whether a reading is clear enough to stand on its own (``clear_reading``)."""
+        return confidence >= self.thresholds.get("clear_reading", 1.0)
+
     def if_clear_reading(self, turn: Turn) -> bool:
         assert turn.resolution is not None
         known = self.matcher.unknown_share(turn.resolution.masked, self.stop_words) == 0
-        return known and turn.confidence >= self.thresholds.get("clear_reading", 1.0)
+        return known and self.clear(turn.confidence)
 
     def if_confident_half(self, turn: Turn) -> bool:
         return turn.confidence >= self.thresholds.get("bare_question", 0.5)

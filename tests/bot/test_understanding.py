@@ -425,3 +425,31 @@ def test_understanding_another_medicine_with_a_therapy_is_a_decision_declined_ki
     if reply.intent not in ("personal_advice", "out_of_scope"):
         pytest.xfail(f"read as {reply.intent}")  # the classifier's reading; measured by eval
     assert reply.intent == "personal_advice", reply.text
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products())[::8])
+@pytest.mark.parametrize("other_id", OTHERS)
+def test_understanding_another_medicine_named_after_an_answer_is_that_medicine(
+    assistant: Assistant, product_id: str, other_id: str
+) -> None:
+    session = f"other-after:{product_id}:{other_id}"
+    assistant.reply(f"what is {KB.products[product_id].brand}?", session=session)
+    reply = assistant.reply(f"what is {KB.not_covered[other_id].name}?", session=session)
+    assert reply.intent == "out_of_scope" and reply.products == [], reply.text
+
+
+@pytest.mark.parametrize("group_id", GROUPS)
+def test_understanding_a_new_condition_after_a_list_is_that_condition(
+    assistant: Assistant, group_id: str
+) -> None:
+    first = next(
+        c
+        for c in sorted(KB.conditions)
+        if KB.products_for_condition(c) and c not in {x.id for x in KB.conditions_under(group_id)}
+    )
+    session = f"new-condition:{group_id}"
+    assistant.reply(f"what is approved for {KB.conditions[first].name}?", session=session)
+    reply = assistant.reply(f"anything for {KB.groups[group_id].name}?", session=session)
+    assert reply.intent == "condition_treatments", reply.text
+    for product in KB.products_under(group_id):
+        assert product.brand in reply.text, (product.brand, reply.text)
