@@ -94,14 +94,19 @@ class Conversation:
         assert turn.resolution is not None
         words = [w.strip("?.!,") for w in turn.normalized.split()]
         candidates = context.listed or (context.recent[-2:] if len(context.recent) >= 2 else [])
-        if turn.products or not candidates or len(words) > self.catalog.scope.follow_up_max_words + 3:
+        if (
+            turn.products
+            or not candidates
+            or len(turn.resolution.masked.split()) > self.catalog.scope.follow_up_max_words + 3
+        ):
             return
         scope = self.catalog.scope
         listed = [self.knowledge.products[p] for p in candidates if p in self.knowledge.products]
         position = next((scope.ordinals[w] for w in words if w in scope.ordinals), None)
         current = set(context.products)
         one = "one" in words or "ones" in words
-        described = self._described(words, listed) if one else []
+        asks_which = bool(words) and words[0] == "which"
+        described = self._described(words, listed) if one or asks_which else []
         described_by: set[str] = set()
         if not context.listed and (
             position is not None or not (set(words) & set(scope.list_words) or described)
@@ -114,12 +119,15 @@ class Conversation:
         elif set(words) & set(scope.other_words) and current and current < {p.id for p in listed}:
             # "the other one": the listed products not talked about just now.
             picked = [p for p in listed if p.id not in current]
-        elif turn.conditions and one:
-            picked = [p for p in listed if set(turn.conditions) & set(p.conditions)]
+        elif (turn.conditions or turn.groups) and (one or asks_which or set(words) & set(scope.list_words)):
+            # "the hemophilia B one", "which of those is for prostate?": the listed products for it.
+            picked = [p for p in listed if self._treated(turn) & set(p.conditions)]
         elif described:
             # "the one from BMS", "the newer one", "the CRISPR one".
             picked = described
-            described_by = set(words) & set().union(*(self.knowledge.descriptors(p.id) for p in picked))
+            described_by = set(words) & set().union(
+                *(self.knowledge.descriptors(p.id) | self.knowledge.condition_words(p.id) for p in picked)
+            )
             described_by |= set(words) & set(scope.recency_words)
         elif set(words) & set(scope.list_words):
             picked = listed
@@ -163,6 +171,11 @@ class Conversation:
             turn.aspect = spec.aspect if turn.intent != "product_compare" else None
             turn.intent = "product_compare"
 
+    def _treated(self, turn: Turn) -> set[str]:
+        """The conditions a message names, those under the groups it names included."""
+        under = {c.id for g in turn.groups for c in self.knowledge.conditions_under(g)}
+        return set(turn.conditions) | under
+
     def _described(self, words: list[str], listed: list[Product]) -> list[Product]:
         """The listed products a follow-up describes: by maker, kind of technology or age."""
         ages = self.catalog.scope.recency_words
@@ -178,12 +191,7 @@ class Conversation:
         if recency is not None and all(p.first_approval for p in listed):
             dated = sorted(listed, key=lambda p: str(p.first_approval))
             return [dated[-1] if recency == "newest" else dated[0]]
-        asked = set(words) - self.stop_words - {"one", "ones"}
-        marks = {p.id: self.knowledge.descriptors(p.id) for p in listed}
-        shared = set.intersection(*marks.values()) if marks else set()
-        scores = {pid: len(asked & (found - shared)) for pid, found in marks.items()}
-        best = max(scores.values(), default=0)
-        return [p for p in listed if best and scores[p.id] == best]
+        return self.knowledge.described(set(words) - self.stop_words - {"one", "ones"}, listed)
 
     def apply(self, turn: Turn, context: Context) -> None:
         """Fill what a follow-up leaves out from the conversation so far."""

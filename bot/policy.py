@@ -15,6 +15,7 @@ from intents.catalog import Catalog, PolicyRule
 from intents.matcher import IntentMatcher
 from knowledge.errors import DataError
 from knowledge.loader import KnowledgeBase
+from knowledge.schema import Product
 
 __all__ = ["Decider"]
 
@@ -155,6 +156,56 @@ class Decider:
         """The class of therapy a message asks about (a topic with members), if any."""
         return next((t for t in turn.topics if self.kb.class_members(t)), None)
 
+    def described(self, turn: Turn) -> tuple[list[Product], str]:
+        """The products a message describes without naming one, and what narrowed them last:
+        "words" (a maker, a technology), "condition", "class" or "" (nothing: no products).
+
+        "The CRISPR one for sickle cell", "the hemophilia gene therapy Pfizer stopped", "the eye
+        implant for MacTel": what it treats, its class, its maker and technology, each narrowing.
+        """
+        if turn.products or turn.others:
+            return [], ""
+        assert turn.resolution is not None
+        pool = self.kb.listed_products()
+        how = ""
+        treated = set(turn.conditions) | {c.id for g in turn.groups for c in self.kb.conditions_under(g)}
+        if treated:
+            pool, how = [p for p in pool if treated & set(p.conditions)], "condition"
+        cls = self.class_of(turn)
+        if cls is not None:
+            members = {p.id for p in self.kb.class_members(cls)}
+            pool, how = [p for p in pool if p.id in members], how or "class"
+        # The words left once names are masked ("gene therapy" already narrowed as a class), as
+        # typed: a lemma ("based" -> "base") is no maker's or technology's name.
+        typed = {w.strip("?.!,") for w in turn.normalized.split()}
+        said = {w for w in turn.resolution.masked.split() if w in typed}
+        # Only a maker's or technology's words that few products carry count ("pfizer", not
+        # "genetic"; what a product treats narrowed above, as a condition named, or not at all:
+        # "complete" of "complete DiGeorge anomaly" is no description), and only in a message that
+        # speaks of a therapy ("the Novartis one", not "the stock price of Novartis").
+        refers = cls is not None or bool(said & (self.treatment_words | {"one", "ones"}))
+        by_words = self.kb.described(said - self.stop_words, pool, most=4, uses=False) if refers else []
+        if by_words and len(by_words) < len(pool):
+            return by_words, "words"
+        return (pool if how else []), how
+
+    def if_described_one(self, turn: Turn) -> bool:
+        pool, how = self.described(turn)
+        # "What treats MacTel?" lists what is approved for it; "how is the MacTel one put in?" asks
+        # of the one product. An intent with a condition answer needs more than the condition, and
+        # a class with one product ("is CRISPR safe?") is still asked about as a class.
+        return len(pool) == 1 and (
+            how == "words" or (how == "condition" and self.catalog.spec(turn.intent).for_condition is None)
+        )
+
+    def if_described_some(self, turn: Turn) -> bool:
+        pool, how = self.described(turn)
+        return how == "words" and 2 <= len(pool) <= 4
+
+    def if_described_by_words(self, turn: Turn) -> bool:
+        pool, how = self.described(turn)
+        return how == "words" and 1 <= len(pool) <= 4
+
     def if_has_product(self, turn: Turn) -> bool:
         return bool(turn.products)
 
@@ -206,7 +257,7 @@ class Decider:
 
     def if_on_topic(self, turn: Turn) -> bool:
         named = turn.products or turn.conditions or turn.groups or turn.did_you_mean
-        return bool(named or self.strong(turn)) or turn.domain_word
+        return bool(named or self.strong(turn)) or turn.domain_word or self.if_described_by_words(turn)
 
     def if_from_context(self, turn: Turn) -> bool:
         return turn.from_context
@@ -311,6 +362,15 @@ class Decider:
 
     def do_best_aspect_reading(self, turn: Turn) -> None:
         self._take_best(turn, self.aspect_intents)
+
+    def do_take_described(self, turn: Turn) -> None:
+        """The one product described is the one asked about; several described are asked back."""
+        pool, _ = self.described(turn)
+        if len(pool) == 1:
+            turn.products, turn.conditions, turn.groups = [pool[0].id], [], []
+            turn.topics = [t for t in turn.topics if not self.kb.class_members(t)]
+        else:
+            turn.reason, turn.choices = "which_listed", [p.id for p in pool]
 
     def do_to_specific(self, turn: Turn) -> None:
         turn.intent = self.specific[turn.intent]

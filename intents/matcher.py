@@ -186,6 +186,7 @@ class IntentMatcher:
             "names": sorted(resolver.names),
             "unmasked": sorted(resolver.unmasked),
             "classes": sorted(resolver.classes),
+            "makers": sorted(resolver.makers),
             "training": TRAINING,
             "raw_temperature": RAW_TEMPERATURE,
             "spacy": spacy.__version__,

@@ -8,9 +8,11 @@ All problems are collected before anything is raised, so one run of
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,15 +241,57 @@ class KnowledgeBase:
         for name in names:
             parts = re.findall(r"[A-Za-z][A-Za-z&]+", name.split("(")[0])
             capitals = [w for w in parts if w[0].isupper()]
-            words |= {w.lower() for w in parts}
+            # "bio" of "bluebird bio" or "Inc" names nothing; "CSL" or "Kite" do.
+            words |= {w.lower() for w in parts if len(w) >= 4 or w.isupper()}
             if len(capitals) >= 2:
                 words.add("".join(w[0] for w in capitals).lower())
+            # "Johnson & Johnson" is "J&J".
+            words |= {f"{a[0]}&{b[0]}".lower() for a, b in re.findall(r"\b([A-Z]\w*) & ([A-Z]\w*)", name)}
         for tech in product.technologies:
             topic = self.topics.get(tech)
             if topic is not None:
                 for name in (topic.name, *topic.aliases):
                     words |= set(re.findall(r"[a-z0-9]+", name.lower()))
         return words
+
+    def condition_words(self, product_id: str) -> set[str]:
+        """Lowercase words of what a product treats, to pick it out ("the prostate one")."""
+        names = [
+            name
+            for cid in self.products[product_id].conditions
+            if (condition := self.conditions.get(cid)) is not None
+            for name in (condition.name, *condition.aliases)
+        ]
+        return {w for name in names for w in re.findall(r"[a-z]{3,}", name.lower())}
+
+    @functools.cached_property
+    def _marks(self) -> dict[str, set[str]]:
+        return {p.id: self._marks_of(p.id) for p in self.listed_products()}
+
+    def _marks_of(self, product_id: str) -> set[str]:
+        return self.descriptors(product_id) | self.condition_words(product_id)
+
+    @functools.cached_property
+    def _mark_counts(self) -> Counter[str]:
+        return Counter(w for marks in self._marks.values() for w in marks)
+
+    def described(
+        self, words: set[str], pool: list[Product], most: int | None = None, uses: bool = True
+    ) -> list[Product]:
+        """The products of ``pool`` that ``words`` describe best: by maker, technology or use.
+
+        Only words that tell products apart count: not one every product of the pool shares, nor
+        (when ``most`` is given) one that more than ``most`` products carry ("therapeutics").
+        Without ``uses``, only the maker and the technology count. Empty when no word counts.
+        """
+        marks = {p.id: self._marks.get(p.id) or self._marks_of(p.id) for p in pool}
+        if not uses:
+            marks = {pid: self.descriptors(pid) for pid in marks}
+        shared = set.intersection(*marks.values()) if marks else set()
+        telling = {w for w in words if most is None or self._mark_counts[w] <= most} - shared
+        scores = {pid: len(telling & found) for pid, found in marks.items()}
+        best = max(scores.values(), default=0)
+        return [p for p in pool if best and scores[p.id] == best]
 
     def comparison(self, first: str, second: str) -> Comparison | None:
         """The written comparison of two topics, in either order, if there is one."""

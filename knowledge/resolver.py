@@ -146,6 +146,14 @@ class Resolver:
         self.nlp = nlp
         self.common = common_words()
         self.stop = nlp.Defaults.stop_words
+        # Makers' names are words of their own: "Autolus" is a company, not "autologous" misspelt.
+        self.makers = frozenset(
+            w.lower()
+            for p in kb.products.values()
+            if p.maker is not None
+            for company in (p.maker.name, *(c.company for c in p.maker.history))
+            for w in re.findall(r"[A-Za-z]{4,}", company)
+        )
         self.names: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for kind, ident, name, generated in self._all_names(kb):
             form = " ".join(normalize(name).split())
@@ -284,6 +292,7 @@ class Resolver:
             and len(text) >= 5
             and text not in self.common
             and text not in self.stop
+            and text not in self.makers
             and token.lemma_.lower() not in self.common
         )
 
