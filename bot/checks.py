@@ -70,7 +70,7 @@ def run_checks(roots: DataRoots | None = None) -> CheckResult:
     if not [p for p in problems if p.severity == "error"]:
         problems += _shared_names(kb)
     if not [p for p in problems if p.severity == "error"]:
-        problems += answer_problems()
+        problems += answer_problems(roots)
     problems += list(kb.stale())
     result.errors = [p for p in problems if p.severity == "error"]
     result.warnings = [p for p in problems if p.severity != "error"]
@@ -152,7 +152,7 @@ def front_end_problems(root: Path = TERMINAL_TEXTS.parent) -> list[Problem]:
     ]
 
 
-def answer_problems() -> list[Problem]:
+def answer_problems(roots: DataRoots = DEFAULT_ROOTS) -> list[Problem]:
     """Ask every product question about every product, then every suggestion it offers.
 
     A fact an answer shows without its sources (see ``unsourced_facts``), and a suggestion whose
@@ -161,7 +161,8 @@ def answer_problems() -> list[Problem]:
     """
     from bot.assistant import Assistant
 
-    assistant = Assistant()
+    # The emergency data is always the packaged one: the screen reads no other.
+    assistant = Assistant(roots.knowledge, roots.intents)
     found: list[Problem] = []
     from jinja2 import TemplateError
 
