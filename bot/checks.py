@@ -1,25 +1,34 @@
-"""``cgt-bot check``: validate the knowledge base and the intent catalog together.
+"""``cgt-bot check``: validate every data file together: the knowledge base, the intent
+catalog, the emergency screen's data and the front ends' words.
 
-Loading already validates each file against its schema; this adds the checks
-across files (ids that exist, names that lead to one product, a template per
-intent) and warns about products not reviewed for over a year.
+Each file is read as its package reads it (``knowledge.datafile``); this adds the checks
+across files (ids that exist, names that lead to one product, a template per intent) and
+warns about products not reviewed for over a year.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.telegram.texts import TEXTS_PATH, Texts
+from bot.texts import TERMINAL_TEXTS, TerminalTexts
+from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import collect_catalog
-from knowledge.errors import DataError
-from knowledge.loader import FACT_FIELDS, KnowledgeBase, Problem, collect
+from intents.emergency import collect_emergency_data
+from knowledge.datafile import Problem, read_model
+from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
+from knowledge.loader import FACT_FIELDS, KnowledgeBase, collect
 from knowledge.schema import Product
 
 if TYPE_CHECKING:
     from bot.reply import Reply
 
-__all__ = ["CheckResult", "answer_problems", "run_checks", "unsourced_facts"]
+__all__ = ["DEFAULT_ROOTS", "CheckResult", "DataRoots", "answer_problems", "run_checks", "unsourced_facts"]
+
+_PROJECT = KNOWLEDGE_DIR.resolve().parents[1]
 
 
 @dataclass
@@ -36,38 +45,75 @@ class CheckResult:
         return not self.errors
 
 
-def run_checks() -> CheckResult:
-    """Run every check on the packaged data files."""
-    result = CheckResult()
-    kb, problems = collect()
-    catalog, catalog_problems = collect_catalog()
-    problems += catalog_problems
-    if not [p for p in problems if p.severity == "error"]:
-        # Names are compared the way messages are read, so the real tokenizer is needed.
-        from bot.language import build_nlp
-        from knowledge.resolver import Resolver
+@dataclass(frozen=True)
+class DataRoots:
+    """The folders whose data files are checked; problems name files relative to them."""
 
-        resolver = Resolver(kb, build_nlp())
-        for name, products in resolver.products_sharing_names():
-            explicit = [
-                pid
-                for pid in products
-                if name
-                in {" ".join(a.lower().split()) for a in (*kb.products[pid].aliases, kb.products[pid].brand)}
-            ]
-            if len(explicit) > 1:
-                problems.append(
-                    Problem("knowledge/data/products", f"alias '{name}' leads to {', '.join(explicit)}")
-                )
-    problems += front_end_problems()
+    knowledge: Path = KNOWLEDGE_DIR
+    intents: Path = INTENTS_DIR
+    front_ends: Path = TERMINAL_TEXTS.parent
+
+
+#: What ``cgt-bot check`` checks: the packaged data (tests point it at broken copies).
+DEFAULT_ROOTS = DataRoots()
+
+
+def run_checks(roots: DataRoots | None = None) -> CheckResult:
+    """Run every check on the data files under ``roots`` (the packaged ones by default)."""
+    roots = roots or DEFAULT_ROOTS
+    result = CheckResult()
+    kb, problems = collect(roots.knowledge)
+    catalog, catalog_problems = collect_catalog(roots.intents)
+    problems += catalog_problems
+    problems += collect_emergency_data(roots.intents)
+    problems += front_end_problems(roots.front_ends)
     if not [p for p in problems if p.severity == "error"]:
-        problems += answer_problems()
+        problems += _shared_names(kb)
+    if not [p for p in problems if p.severity == "error"]:
+        problems += answer_problems(roots)
     problems += list(kb.stale())
     result.errors = [p for p in problems if p.severity == "error"]
     result.warnings = [p for p in problems if p.severity != "error"]
+    result.summary = [f"data:       {', '.join(_shown(root) for root in vars(roots).values())}"]
+    result.summary += _summary(kb)
+    if catalog is not None:
+        examples = sum(len(v) for v in catalog.examples.values())
+        result.summary.append(f"intents:    {len(catalog.intents)} with {examples} examples")
+    return result
+
+
+def _shown(root: Path) -> str:
+    """A data root as the summary names it: relative to the project when it is inside it."""
+    try:
+        return root.resolve().relative_to(_PROJECT).as_posix()
+    except ValueError:
+        return str(root)
+
+
+def _shared_names(kb: KnowledgeBase) -> list[Problem]:
+    """Names a person may type that lead to more than one product."""
+    # Names are compared the way messages are read, so the real tokenizer is needed.
+    from bot.language import build_nlp
+    from knowledge.resolver import Resolver
+
+    problems = []
+    resolver = Resolver(kb, build_nlp())
+    for name, products in resolver.products_sharing_names():
+        explicit = [
+            pid
+            for pid in products
+            if name
+            in {" ".join(a.lower().split()) for a in (*kb.products[pid].aliases, kb.products[pid].brand)}
+        ]
+        if len(explicit) > 1:
+            problems.append(Problem("products", f"alias '{name}' leads to {', '.join(explicit)}"))
+    return problems
+
+
+def _summary(kb: KnowledgeBase) -> list[str]:
     kinds = Counter(p.kind for p in kb.products.values())
     listed = len(kb.listed_products())
-    result.summary = [
+    return [
         f"products:   {len(kb.products)} ({listed} listed, the rest family members)",
         *[f"  {kind}: {count}" for kind, count in sorted(kinds.items())],
         f"conditions: {len(kb.conditions)} ({sum(1 for c in kb.conditions if kb.products_for_condition(c))} "
@@ -75,10 +121,6 @@ def run_checks() -> CheckResult:
         f"topics:     {len(kb.topics)}; comparisons: {len(kb.comparisons)}",
         f"not covered (other medicines, acellular products): {len(kb.not_covered)}",
     ]
-    if catalog is not None:
-        examples = sum(len(v) for v in catalog.examples.values())
-        result.summary.append(f"intents:    {len(catalog.intents)} with {examples} examples")
-    return result
 
 
 def unsourced_facts(kb: KnowledgeBase, product: Product, reply: Reply) -> list[str]:
@@ -101,22 +143,16 @@ def unsourced_facts(kb: KnowledgeBase, product: Product, reply: Reply) -> list[s
     return missing
 
 
-def front_end_problems() -> list[Problem]:
-    """The words of the terminal chat and of Telegram, each file checked as the front end reads it."""
-    from bot.telegram.texts import load_texts
-    from bot.texts import terminal_texts
-
-    found: list[Problem] = []
-    for load in (terminal_texts, load_texts):
-        try:
-            load()
-        except DataError as error:
-            # Each problem already reads "file: field: message".
-            found += [Problem(*message.split(": ", 1)) for message in error.problems if ": " in message]
-    return found
+def front_end_problems(root: Path = TERMINAL_TEXTS.parent) -> list[Problem]:
+    """The words of the terminal chat and of Telegram under ``root``, each file checked against
+    the model its front end reads it with."""
+    return [
+        *read_model(root / TERMINAL_TEXTS.name, root, TerminalTexts)[1],
+        *read_model(root / TEXTS_PATH.name, root, Texts)[1],
+    ]
 
 
-def answer_problems() -> list[Problem]:
+def answer_problems(roots: DataRoots = DEFAULT_ROOTS) -> list[Problem]:
     """Ask every product question about every product, then every suggestion it offers.
 
     A fact an answer shows without its sources (see ``unsourced_facts``), and a suggestion whose
@@ -125,7 +161,8 @@ def answer_problems() -> list[Problem]:
     """
     from bot.assistant import Assistant
 
-    assistant = Assistant()
+    # The emergency data is always the packaged one: the screen reads no other.
+    assistant = Assistant(roots.knowledge, roots.intents)
     found: list[Problem] = []
     from jinja2 import TemplateError
 

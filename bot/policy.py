@@ -19,7 +19,7 @@ from knowledge.schema import Product
 
 __all__ = ["Decider"]
 
-_FILE = "intents/data/policy.yaml"
+_FILE = "policy.yaml"  # named, as every data file is, relative to its data root
 _NEEDS = ("product", "topic", "condition", "domain", "nothing")
 
 

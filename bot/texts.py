@@ -10,10 +10,9 @@ import string
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import field_validator
 
-from knowledge.errors import DataError
-from knowledge.loader import read_yaml, validation_problems
+from knowledge.datafile import DataModel, load_validated
 
 __all__ = ["TERMINAL_TEXTS", "TerminalTexts", "terminal_texts"]
 
@@ -22,10 +21,8 @@ TERMINAL_TEXTS = Path(__file__).parent / "data" / "terminal.yaml"
 _PLACEHOLDERS = {"pick_a_number": {"count"}, "reviewed": {"date"}}
 
 
-class TerminalTexts(BaseModel):
+class TerminalTexts(DataModel):
     """Each text of the terminal chat."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     welcome: str
     commands: str
@@ -55,10 +52,4 @@ class TerminalTexts(BaseModel):
 @cache
 def terminal_texts(path: Path = TERMINAL_TEXTS) -> TerminalTexts:
     """The validated texts; a DataError names the file and the field of any problem."""
-    data, problems = read_yaml(path, path.parent.parent)
-    if problems:
-        raise DataError([str(p) for p in problems])
-    try:
-        return TerminalTexts.model_validate(data)
-    except ValidationError as error:
-        raise DataError([str(p) for p in validation_problems(f"bot/data/{path.name}", error)]) from None
+    return load_validated(path, path.parent, TerminalTexts)

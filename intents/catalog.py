@@ -11,19 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator
 
 from intents.reasons import Reason
+from knowledge.datafile import DataModel, Problem, read_items, read_model
 from knowledge.errors import DataError
-from knowledge.loader import Problem, read_yaml, validation_problems
 from knowledge.schema import Aspect, CellSource, Kind
 
 __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "load_catalog"]
@@ -31,11 +23,7 @@ __all__ = ["DATA_DIR", "Catalog", "IntentSpec", "SafetyRules", "ScopeRules", "lo
 DATA_DIR = Path(__file__).parent / "data"
 
 Needs = Literal["product", "topic", "condition", "domain", "nothing"]
-_T = TypeVar("_T")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+M = TypeVar("M", bound=DataModel)
 
 
 def _compile_all(patterns: list[str]) -> list[str]:
@@ -47,7 +35,7 @@ def _compile_all(patterns: list[str]) -> list[str]:
     return patterns
 
 
-class IntentSpec(_Model):
+class IntentSpec(DataModel):
     """One intent: what it means, what a message needs for it, how to follow up."""
 
     name: str = Field(pattern=r"^[a-z_]+$")
@@ -78,7 +66,7 @@ class IntentSpec(_Model):
     _check = field_validator("cues")(lambda cls, v: _compile_all(v))
 
 
-class Texts(_Model):
+class Texts(DataModel):
     """Texts the assistant says outside any answer template (``texts.yaml``)."""
 
     error: str = Field(min_length=1)
@@ -98,7 +86,7 @@ class Texts(_Model):
         return value
 
 
-class PolicyRule(_Model):
+class PolicyRule(DataModel):
     """One rule of the decision policy (``policy.yaml``): when its conditions hold, its action."""
 
     name: str = Field(pattern=r"^[a-z_]+$")
@@ -110,7 +98,7 @@ class PolicyRule(_Model):
     go_on: bool = False
 
 
-class Policy(_Model):
+class Policy(DataModel):
     """The decision policy: its thresholds and its ordered rules."""
 
     thresholds: dict[str, float] = {}
@@ -126,14 +114,14 @@ class Policy(_Model):
         return value
 
 
-class Examples(_Model):
+class Examples(DataModel):
     """A file of example questions for one intent."""
 
     intent: str
     examples: list[str] = Field(min_length=20)
 
 
-class EmergencyRules(_Model):
+class EmergencyRules(DataModel):
     """Phrases that mark a message as an emergency: always, or when told as happening now."""
 
     self_harm: list[str]
@@ -154,7 +142,7 @@ class EmergencyRules(_Model):
     )
 
 
-class SafetyRules(_Model):
+class SafetyRules(DataModel):
     """The rules checked before classification (``safety.yaml``)."""
 
     emergency: EmergencyRules
@@ -164,7 +152,7 @@ class SafetyRules(_Model):
     _check = field_validator("personal_advice", "personal_advice_in_domain")(_compile_all)
 
 
-class ScopeRules(_Model):
+class ScopeRules(DataModel):
     """What counts as on-topic without a named entity, and languages the bot recognises."""
 
     domain_words: list[str]
@@ -232,38 +220,38 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
     """Load the catalog under ``root``; return it (None if unusable) and every problem found."""
     problems: list[Problem] = []
 
-    def parse(path: Path, adapter: TypeAdapter[_T]) -> _T | None:
-        data, errors = read_yaml(path, root)
+    def parse(name: str, model: type[M]) -> M | None:
+        item, errors = read_model(root / name, root, model)
         problems.extend(errors)
-        if errors:
-            return None
-        try:
-            return adapter.validate_python(data)
-        except ValidationError as error:
-            problems.extend(validation_problems(str(path.relative_to(root.parent)), error))
-            return None
+        return item
 
-    specs = parse(root / "intents.yaml", TypeAdapter(list[IntentSpec])) or []
-    intents = {s.name: s for s in specs}
-    safety = parse(root / "safety.yaml", TypeAdapter(SafetyRules))
-    policy = parse(root / "policy.yaml", TypeAdapter(Policy))
-    texts = parse(root / "texts.yaml", TypeAdapter(Texts))
-    scope = parse(root / "scope.yaml", TypeAdapter(ScopeRules))
+    specs = read_items(root / "intents.yaml", root, IntentSpec, key="name")
+    problems += specs.problems
+    intents = dict(specs.valid)
+    # An intent that did not validate is reported once, in intents.yaml; every check that names
+    # it elsewhere takes it as known.
+    known = set(intents) | specs.broken
+    safety = parse("safety.yaml", SafetyRules)
+    policy = parse("policy.yaml", Policy)
+    texts = parse("texts.yaml", Texts)
+    scope = parse("scope.yaml", ScopeRules)
     examples: dict[str, list[str]] = {}
     files: dict[str, str] = {}
+    unread: set[str] = set()  # example files already reported broken, named like their intents
     for path in sorted((root / "examples").glob("*.yaml")):
-        item = parse(path, TypeAdapter(Examples))
+        name = path.relative_to(root).as_posix()
+        item = parse(name, Examples)
         if item is None:
+            unread.add(path.stem)
             continue
-        name = str(path.relative_to(root.parent))
-        if item.intent not in intents:
+        if item.intent not in known:
             problems.append(Problem(name, f"intent: '{item.intent}' is not in intents.yaml"))
             continue
         examples[item.intent] = list(item.examples)
         files[item.intent] = name
     responses = root / "responses"
-    problems += _intent_problems(intents, examples, responses)
-    problems += _policy_problems(policy, intents)
+    problems += _intent_problems(intents, set(examples) | unread, responses, known)
+    problems += _policy_problems(policy, known)
     problems += _doubled_examples(examples, files)
     if safety is None or scope is None or policy is None or texts is None or not intents:
         return None, problems
@@ -272,34 +260,35 @@ def collect_catalog(root: Path = DATA_DIR) -> tuple[Catalog | None, list[Problem
 
 
 def _intent_problems(
-    intents: dict[str, IntentSpec], examples: dict[str, list[str]], responses: Path
+    intents: dict[str, IntentSpec], with_examples: set[str], responses: Path, known: set[str]
 ) -> list[Problem]:
-    """Each intent has a template and examples, and names only known intents."""
+    """Each intent has a template and examples, and names only known intents.
+
+    ``with_examples`` also holds intents whose examples file is broken (reported already).
+    """
     problems = []
     for spec in intents.values():
         if not (responses / f"{spec.name}.j2").exists():
-            problems.append(Problem("intents/data/responses", f"{spec.name}.j2: no answer template"))
+            problems.append(Problem("responses", f"{spec.name}.j2: no answer template"))
         for key in ("general", "for_condition"):
             target = getattr(spec, key)
-            if target and target not in intents:
-                problems.append(Problem("intents/data/intents.yaml", f"{spec.name}.{key}: unknown intent"))
-        if spec.name not in examples:
-            problems.append(Problem("intents/data/examples", f"{spec.name}.yaml: no examples"))
+            if target and target not in known:
+                problems.append(Problem("intents.yaml", f"{spec.name}.{key}: unknown intent"))
+        if spec.name not in with_examples:
+            problems.append(Problem("examples", f"{spec.name}.yaml: no examples"))
     return problems
 
 
-def _policy_problems(policy: Policy | None, intents: dict[str, IntentSpec]) -> list[Problem]:
+def _policy_problems(policy: Policy | None, known: set[str]) -> list[Problem]:
     """The policy's rules name only known intents (its condition and step names are bound later)."""
     problems = []
     for rule in policy.rules if policy is not None else []:
-        if rule.intent and rule.intent not in intents:
-            problems.append(Problem("intents/data/policy.yaml", f"rules.{rule.name}.intent: unknown intent"))
+        if rule.intent and rule.intent not in known:
+            problems.append(Problem("policy.yaml", f"rules.{rule.name}.intent: unknown intent"))
         for condition in rule.when:
             kind, _, target = condition.removeprefix("not ").partition(":")
-            if kind == "is" and target not in intents:
-                problems.append(
-                    Problem("intents/data/policy.yaml", f"rules.{rule.name}.when: unknown intent {target}")
-                )
+            if kind == "is" and target not in known:
+                problems.append(Problem("policy.yaml", f"rules.{rule.name}.when: unknown intent {target}"))
     return problems
 
 
@@ -323,5 +312,5 @@ def load_catalog(root: Path = DATA_DIR) -> Catalog:
     catalog, problems = collect_catalog(root)
     errors = [str(p) for p in problems if p.severity == "error"]
     if errors or catalog is None:
-        raise DataError(errors or ["intents/data: the catalog could not be loaded"])
+        raise DataError(errors or ["intents.yaml: (top): the catalog could not be loaded"])
     return catalog

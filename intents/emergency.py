@@ -20,14 +20,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
-
-import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from typing import Any, TypedDict, TypeVar
 
 from intents import prebuilt
 from intents.classifier import LinearModel
 from knowledge.cache import cache_dir
+from knowledge.datafile import DataModel, Problem, load_validated, read_model
 
 __all__ = [
     "EmergencyModel",
@@ -35,6 +33,7 @@ __all__ = [
     "Tense",
     "Vitals",
     "calibration",
+    "collect_emergency_data",
     "load_model",
     "load_sign_groups",
     "load_tense",
@@ -42,16 +41,13 @@ __all__ = [
 ]
 
 DATA = Path(__file__).resolve().parent / "data" / "safety"
+M = TypeVar("M", bound=DataModel)
 _HOLD_OUT = 5
 #: Kept below the lowest held-out emergency's score, so a near miss still counts as urgent.
 _MARGIN = 0.8
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SignGroup(_Model):
+class SignGroup(DataModel):
     """Signs of one kind of trouble, with the label section they come from."""
 
     name: str
@@ -59,11 +55,11 @@ class SignGroup(_Model):
     signs: list[str]
 
 
-class _Signs(_Model):
+class _Signs(DataModel):
     groups: list[SignGroup]
 
 
-class _Temperature(_Model):
+class _Temperature(DataModel):
     source: str
     fever_f: float
     fever_c: float
@@ -72,26 +68,26 @@ class _Temperature(_Model):
     context: list[str]
 
 
-class _Pressure(_Model):
+class _Pressure(DataModel):
     source: str
     systolic_below: int
     systolic_above: int
 
 
-class _Rate(_Model):
+class _Rate(DataModel):
     source: str
     context: list[str]
     above: int
     below: int
 
 
-class _VitalsFile(_Model):
+class _VitalsFile(DataModel):
     temperature: _Temperature
     blood_pressure: _Pressure
     heart_rate: _Rate
 
 
-class Tense(_Model):
+class Tense(DataModel):
     """Phrases that place a sign in the past, and phrases that bring it back to now."""
 
     past: list[str]
@@ -159,26 +155,39 @@ def _found(patterns: list[str], text: str) -> bool:
 
 def load_tense() -> Tense:
     """The past and now phrases (``emergency_tense.yaml``)."""
-    return TypeAdapter(Tense).validate_python(_read("emergency_tense.yaml"))
+    return _read("emergency_tense.yaml", Tense)
 
 
-class _Examples(_Model):
+class _Examples(DataModel):
     urgent: list[str]
     not_urgent: list[str]
 
 
-#: libyaml's parser when PyYAML has it (the same data, read in a fraction of the time: these
-#: files are read on every start, and the pure-Python parser took about 0.1 s of it).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _read(name: str) -> object:
-    return yaml.load((DATA / name).read_text(encoding="utf-8"), Loader=_Loader)
+def _read(name: str, model: type[M]) -> M:
+    """One file of ``DATA``, validated; a DataError names it relative to the catalog's data root."""
+    return load_validated(DATA / name, DATA.parent, model)
 
 
 def load_sign_groups() -> list[SignGroup]:
     """The signs per product class (``emergency_signs.yaml``)."""
-    return TypeAdapter(_Signs).validate_python(_read("emergency_signs.yaml")).groups
+    return _read("emergency_signs.yaml", _Signs).groups
+
+
+#: The files of the screen, each with its model; ``cgt-bot check`` validates them all.
+_FILES: dict[str, type[DataModel]] = {
+    "emergency_signs.yaml": _Signs,
+    "emergency_tense.yaml": Tense,
+    "emergency_vitals.yaml": _VitalsFile,
+    "emergency_model.yaml": _Examples,
+}
+
+
+def collect_emergency_data(root: Path = DATA.parent) -> list[Problem]:
+    """Every problem of the screen's files under ``root`` (the catalog's data root)."""
+    problems: list[Problem] = []
+    for name, model in _FILES.items():
+        problems += read_model(root / DATA.name / name, root, model)[1]
+    return problems
 
 
 _NUMBER = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)(?![\d.])")
@@ -195,7 +204,7 @@ class Vitals:
     """
 
     def __init__(self) -> None:
-        data = TypeAdapter(_VitalsFile).validate_python(_read("emergency_vitals.yaml"))
+        data = _read("emergency_vitals.yaml", _VitalsFile)
         self.temp = data.temperature
         self.bp = data.blood_pressure
         self.rate = data.heart_rate
@@ -337,7 +346,7 @@ def _inputs(
     extra_urgent: Sequence[str], extra_calm: Sequence[str], caught: Callable[[str], bool] | None
 ) -> tuple[_Examples, list[str], str]:
     """The examples, the held-out emergencies the rules miss, and the key of both."""
-    data = TypeAdapter(_Examples).validate_python(_read("emergency_model.yaml"))
+    data = _read("emergency_model.yaml", _Examples)
     missed = [t for t in data.urgent[::_HOLD_OUT] if caught is None or not caught(t)]
     key = hashlib.sha256(
         json.dumps(

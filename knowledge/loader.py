@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
 from knowledge.cache import cache_dir
+from knowledge.datafile import Items, Problem, display_name, read_items, read_model, validation_problems
 from knowledge.errors import DataError
 from knowledge.schema import (
     Approval,
@@ -68,18 +69,6 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One finding of the checks: where, what, and whether it blocks loading."""
-
-    where: str
-    message: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
 def read_yaml(path: Path, root: Path) -> tuple[Any, list[Problem]]:
     """Parse one YAML file; a syntax error becomes a Problem naming the file and line.
 
@@ -123,26 +112,7 @@ def _json_default(value: object) -> str:
 
 
 def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root.parent))
-    except ValueError:
-        return str(path)
-
-
-def validation_problems(name: str, error: ValidationError, prefix: str = "") -> list[Problem]:
-    """Every error of a pydantic validation as a Problem reading ``name: loc.path: message``."""
-    problems = []
-    for item in error.errors():
-        loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-        problems.append(Problem(name, f"{loc or '(top)'}: {item['msg']}"))
-    return problems
-
-
-def _validate(model: type[M], data: Any, name: str, prefix: str = "") -> tuple[M | None, list[Problem]]:
-    try:
-        return model.model_validate(data), []
-    except ValidationError as error:
-        return None, validation_problems(name, error, prefix)
+    return display_name(path, root)
 
 
 @dataclass
@@ -158,6 +128,8 @@ class KnowledgeBase:
         not_covered (dict[str, NotCovered]): names that are not cell or gene therapies.
         sources (dict[str, Source]): sources shared by all files.
         files (dict[str, str]): which file each product, condition or topic id came from.
+        broken (set[str]): ids of items that did not validate; their problem is already
+            reported, so a reference to one is not reported again as unknown.
     """
 
     products: dict[str, Product] = field(default_factory=dict)
@@ -168,6 +140,7 @@ class KnowledgeBase:
     not_covered: dict[str, NotCovered] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
 
     def product(self, product_id: str) -> Product:
         """Return the product with this id (KeyError if unknown)."""
@@ -319,22 +292,23 @@ class KnowledgeBase:
             yield from self._product_refs(self.files.get(pid, pid), product)
         for cid, condition in self.conditions.items():
             where = self.files.get(cid, cid)
-            if condition.group not in self.groups:
+            if self._unknown(condition.group, self.groups):
                 yield Problem(where, f"group: unknown condition group '{condition.group}'")
             if condition.description:
                 yield from self._fact_refs(where, "description", condition.description, condition)
         for gid, group in self.groups.items():
-            if group.parent is not None and group.parent not in self.groups:
-                where = f"condition_groups.yaml: {gid}"
+            if group.parent is not None and self._unknown(group.parent, self.groups):
+                where = f"{self.files.get('#condition_groups', 'condition_groups.yaml')}: {gid}"
                 yield Problem(where, f"parent: unknown condition group '{group.parent}'")
             elif group.parent is not None and gid in self.group_ancestors(group.parent):
-                yield Problem(f"condition_groups.yaml: {gid}", "parent: groups form a loop")
+                where = f"{self.files.get('#condition_groups', 'condition_groups.yaml')}: {gid}"
+                yield Problem(where, "parent: groups form a loop")
         for tid, topic in self.topics.items():
             yield from self._topic_refs(self.files.get(tid, tid), topic)
         for i, comparison in enumerate(self.comparisons):
             where = f"{self.files.get('#comparisons', 'comparisons.yaml')}: {i}"
             for tid in comparison.topics:
-                if tid not in self.topics:
+                if self._unknown(tid, self.topics):
                     yield Problem(where, f"topics: unknown topic id '{tid}'")
             yield from self._fact_refs(where, "text", comparison.text, None)
         for nid, item in self.not_covered.items():
@@ -344,17 +318,17 @@ class KnowledgeBase:
                 )
 
     def _product_refs(self, where: str, product: Product) -> Iterator[Problem]:
-        if product.family and product.family not in self.products:
+        if product.family and self._unknown(product.family, self.products):
             yield Problem(where, f"family: unknown product id '{product.family}'")
         for tid in product.technologies:
-            if tid not in self.topics:
+            if self._unknown(tid, self.topics):
                 yield Problem(where, f"technologies: unknown topic id '{tid}'")
         for cid in product.conditions:
-            if cid not in self.conditions:
+            if self._unknown(cid, self.conditions):
                 yield Problem(where, f"conditions: unknown condition id '{cid}'")
         for name, fact in self._sourced_entries(product):
             for key in fact.sources:
-                if self.source(key, product) is None:
+                if self._unsourced(key, product):
                     yield Problem(where, f"{name}.sources: unknown source id '{key}'")
 
     @staticmethod
@@ -372,18 +346,25 @@ class KnowledgeBase:
         for aspect, fact in topic.aspects.items():
             yield from self._fact_refs(where, f"aspects.{aspect}", fact, topic)
         for rid in topic.members.technologies if topic.members else []:
-            if rid not in self.topics:
+            if self._unknown(rid, self.topics):
                 yield Problem(where, f"members.technologies: unknown topic id '{rid}'")
         for i, fact in enumerate(topic.more):
             yield from self._fact_refs(where, f"more.{i}", fact, topic)
         for rid in topic.related:
-            if rid not in self.topics:
+            if self._unknown(rid, self.topics):
                 yield Problem(where, f"related: unknown topic id '{rid}'")
 
     def _fact_refs(self, where: str, name: str, fact: Fact, owner: Any) -> Iterator[Problem]:
         for key in fact.sources:
-            if self.source(key, owner) is None:
+            if self._unsourced(key, owner):
                 yield Problem(where, f"{name}.sources: unknown source id '{key}'")
+
+    def _unknown(self, key: str, table: dict[str, Any]) -> bool:
+        """Whether a reference names nothing: neither a loaded item nor one already reported broken."""
+        return key not in table and key not in self.broken
+
+    def _unsourced(self, key: str, owner: Any) -> bool:
+        return self.source(key, owner) is None and key not in self.broken
 
     def stale(self, today: dt.date | None = None, max_age_days: int = 365) -> Iterator[Problem]:
         """Warnings for products whose ``last_reviewed`` is more than a year old."""
@@ -413,71 +394,62 @@ def _files(directory: Path) -> Iterable[Path]:
     return sorted(directory.glob("*.yaml")) if directory.is_dir() else []
 
 
-def _shared_sources(root: Path, problems: list[Problem]) -> dict[str, Source]:
-    """The sources every file may cite (``sources.yaml``)."""
-    path = root / "sources.yaml"
+def _one_per_file(
+    root: Path, folder: str, model: type[M], kb: KnowledgeBase
+) -> tuple[dict[str, M], list[Problem]]:
+    """Every file of a folder that holds one item each, by id; the file name is the id."""
+    found: dict[str, M] = {}
+    problems: list[Problem] = []
+    for path in _files(root / folder):
+        name = display_name(path, root)
+        item, errors = read_model(path, root, model)
+        problems.extend(errors)
+        if item is None:
+            kb.broken.add(path.stem)
+            continue
+        item_id = item.id  # type: ignore[attr-defined]
+        if item_id != path.stem:
+            problems.append(Problem(name, f"id: '{item_id}' does not match the file name '{path.stem}'"))
+        if item_id in found:
+            problems.append(Problem(name, f"id: '{item_id}' is also defined in {kb.files[item_id]}"))
+        found[item_id] = item
+        kb.files[item_id] = name
+    return found, problems
+
+
+def _listing(root: Path, filename: str, model: type[M], kb: KnowledgeBase, **shape: Any) -> Items[M]:
+    """A file of many items, each validated on its own (see ``read_items``)."""
+    path = root / filename
     if not path.exists():
-        return {}
-    data, errors = read_yaml(path, root)
-    problems.extend(errors)
-    if errors:
-        return {}
-    try:
-        return TypeAdapter(dict[str, Source]).validate_python(data or {})
-    except ValidationError as error:
-        problems.extend(validation_problems(_display(path, root), error))
-        return {}
+        return Items()
+    kb.files[f"#{path.stem}"] = display_name(path, root)
+    items = read_items(path, root, model, **shape)
+    kb.broken |= items.broken
+    return items
 
 
 def collect(root: Path = DATA_DIR) -> tuple[KnowledgeBase, list[Problem]]:
     """Load every file under ``root``; return what loaded and every problem found."""
     kb = KnowledgeBase()
     problems: list[Problem] = []
-
-    def one_per_file(folder: str, model: type[M], target: dict[str, M]) -> None:
-        for path in _files(root / folder):
-            name = _display(path, root)
-            data, errors = read_yaml(path, root)
-            problems.extend(errors)
-            if errors:
-                continue
-            item, errors = _validate(model, data, name)
-            problems.extend(errors)
-            if item is None:
-                continue
-            item_id = item.id  # type: ignore[attr-defined]
-            if item_id != path.stem:
-                problems.append(Problem(name, f"id: '{item_id}' does not match the file name '{path.stem}'"))
-            if item_id in target:
-                problems.append(Problem(name, f"id: '{item_id}' is also defined in {kb.files[item_id]}"))
-            target[item_id] = item
-            kb.files[item_id] = name
-
-    one_per_file("products", Product, kb.products)
-    one_per_file("conditions", Condition, kb.conditions)
-    one_per_file("topics", Topic, kb.topics)
-
-    def listing(filename: str, model: type[M]) -> list[M]:
-        path = root / filename
-        if not path.exists():
-            return []
-        name = _display(path, root)
-        kb.files[f"#{path.stem}"] = name
-        data, errors = read_yaml(path, root)
-        problems.extend(errors)
-        if errors:
-            return []
-        try:
-            return TypeAdapter(list[model]).validate_python(data or [])  # type: ignore[valid-type]
-        except ValidationError as error:
-            problems.extend(validation_problems(name, error))
-            return []
-
-    kb.groups = {g.id: g for g in listing("condition_groups.yaml", ConditionGroup)}
-    kb.comparisons = listing("comparisons.yaml", Comparison)
-    kb.not_covered = {n.id: n for n in listing("not_covered.yaml", NotCovered)}
-
-    kb.sources = _shared_sources(root, problems)
+    kb.products, errors = _one_per_file(root, "products", Product, kb)
+    problems += errors
+    kb.conditions, errors = _one_per_file(root, "conditions", Condition, kb)
+    problems += errors
+    kb.topics, errors = _one_per_file(root, "topics", Topic, kb)
+    problems += errors
+    listings = (
+        groups := _listing(root, "condition_groups.yaml", ConditionGroup, kb, key="id"),
+        comparisons := _listing(root, "comparisons.yaml", Comparison, kb),
+        not_covered := _listing(root, "not_covered.yaml", NotCovered, kb, key="id"),
+        sources := _listing(root, "sources.yaml", Source, kb, mapping=True),
+    )
+    for items in listings:
+        problems += items.problems
+    kb.groups = groups.valid
+    kb.comparisons = list(comparisons.valid.values())
+    kb.not_covered = not_covered.valid
+    kb.sources = sources.valid
 
     for pid, product in list(kb.products.items()):
         if product.family and product.family in kb.products:

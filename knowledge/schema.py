@@ -12,14 +12,14 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+
+from knowledge.datafile import DataModel
 
 __all__ = [
     "DATE",
@@ -64,10 +64,9 @@ CellSource = Literal["own", "donor", "none"]
 Status = Literal["marketed", "discontinued", "withdrawn", "licensed"]
 
 
-class KnowledgeModel(BaseModel):
-    """Base for every knowledge model: immutable, and unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+class KnowledgeModel(DataModel):
+    """Base for every knowledge model (the data-file settings of ``DataModel``); answers tell
+    knowledge objects, which carry facts and sources, from other data by this class."""
 
 
 class Source(KnowledgeModel):

@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import shutil
 import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import Assistant
+from bot.checks import DEFAULT_ROOTS, DataRoots
 from bot.logging_setup import configure_logging
 from bot.telegram import build_application
 from tests.auxil.fake_bot_api import BotThread, FakeBotAPI
@@ -86,6 +89,16 @@ def _clear_telegram_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def data_roots(tmp_path: Path) -> DataRoots:
+    """Copies of every packaged data root (knowledge, intents, front ends) to break on purpose."""
+    copies = {}
+    for name, root in vars(DEFAULT_ROOTS).items():
+        copies[name] = tmp_path / name / root.name
+        shutil.copytree(root, copies[name], ignore=shutil.ignore_patterns("__pycache__"))
+    return DataRoots(**copies)
 
 
 @pytest.fixture(scope="session")

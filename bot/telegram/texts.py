@@ -14,12 +14,10 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, TypeAlias, get_args
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
-from bot.errors import DataError
 from bot.telegram.format import escape
-from knowledge.loader import validation_problems
+from knowledge.datafile import DataModel, load_validated
 from knowledge.schema import Kind
 
 __all__ = [
@@ -101,11 +99,7 @@ SourceHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_chec
 UnlinkedSourceHtml: TypeAlias = Annotated[str, Field(min_length=1), AfterValidator(_checker("title", "date"))]
 
 
-class _TextsModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ProductTexts(_TextsModel):
+class ProductTexts(DataModel):
     """Texts of the /products browser."""
 
     choose_kind: Html
@@ -123,7 +117,7 @@ class ProductTexts(_TextsModel):
         return value
 
 
-class SourcesTexts(_TextsModel):
+class SourcesTexts(DataModel):
     """Texts of the "Sources" button under an answer and of the list it shows."""
 
     button: Annotated[Plain, Field(max_length=40)]
@@ -133,7 +127,7 @@ class SourcesTexts(_TextsModel):
     reviewed: DateHtml
 
 
-class InlineTexts(_TextsModel):
+class InlineTexts(DataModel):
     """Texts of inline mode (``@bot question`` in any chat)."""
 
     open_bot: Plain
@@ -141,7 +135,7 @@ class InlineTexts(_TextsModel):
     footer: UsernameHtml
 
 
-class Texts(_TextsModel):
+class Texts(DataModel):
     """Every text of the Telegram front end, as loaded from ``bot/data/telegram.yaml``."""
 
     commands: dict[str, Annotated[str, Field(min_length=3, max_length=256)]]
@@ -187,17 +181,9 @@ def load_texts(path: Path = TEXTS_PATH) -> Texts:
 
     Raises:
         DataError: The file is missing, is not YAML, or breaks the schema; every problem is
-            reported as ``file: loc.path: message``.
+            reported as ``file: loc.path: message``, the file named relative to its folder.
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Texts.model_validate(data)
-    except OSError as err:
-        raise DataError([f"{path}: cannot read the file ({err.strerror})"]) from None
-    except yaml.YAMLError as err:
-        raise DataError([f"{path}: not valid YAML ({err})"]) from None
-    except ValidationError as err:
-        raise DataError([str(p) for p in validation_problems(str(path), err)]) from None
+    return load_validated(path, path.parent, Texts)
 
 
 def fill_html(template: str, **values: object) -> str:

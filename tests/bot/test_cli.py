@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import Assistant
+from bot import Assistant, checks
+from bot.checks import DataRoots
 from bot.cli import main
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "dev.jsonl"
@@ -151,6 +152,20 @@ def test_cli_check_passes_and_counts(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "cell-based gene therapy:" in out and "all checks passed" in out
+
+
+def test_cli_check_finds_a_broken_telegram_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, data_roots: DataRoots
+) -> None:
+    path = data_roots.front_ends / "telegram.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("slow_down:", "slow_dawn:", 1), encoding="utf-8")
+    monkeypatch.setattr(checks, "DEFAULT_ROOTS", data_roots)
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: telegram.yaml: slow_dawn: Extra inputs are not permitted; did you mean 'slow_down'?\n"
+        "1 problems found\n"
+    )
 
 
 def test_cli_chat_with_piped_input_prints_answers_only(

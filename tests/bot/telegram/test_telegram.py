@@ -797,4 +797,6 @@ def test_telegram_texts_problems_name_file_and_field(
     broken.write_text(source.replace(change[0], change[1], 1), encoding="utf-8")
     with pytest.raises(DataError) as caught:
         load_texts(broken)
-    assert any(problem.startswith(f"{broken}: ") and message in problem for problem in caught.value.problems)
+    assert any(
+        problem.startswith("telegram.yaml: ") and message in problem for problem in caught.value.problems
+    )
