@@ -6,7 +6,6 @@ the knowledge base can answer next.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from bot.render import Renderer
@@ -84,7 +83,7 @@ class Composer:
             # The answer states the previous answer's sources, so those are its sources.
             sources = [SourceRef.model_validate(s) for s in context["last_sources"]]
             reviewed = context["last_reviewed"]
-        turn.listed = [p.id for p in self._listed(turn, context)]
+        turn.listed = [p.id for p in self._listed(turn, {**context, "text": text})]
         suggestions = self._suggestions(turn, context, unsure)
         urgent = turn.intent == "emergency"
         if urgent:
@@ -112,12 +111,10 @@ class Composer:
         if turn.intent in ("condition_treatments", "list_products"):
             return list(self.renderer.select_products(context["topics"], context["groups"], []).items)
         if turn.intent == "whats_new":
-            today = self.renderer.env.globals.get("today")
-            day = today if isinstance(today, dt.date) else None
-            changed = {
-                product.id: product for _, product, _ in reversed(self.renderer.recent_changes(12, day))
-            }
-            return list(reversed(changed.values()))
+            # In the order a person reads them: the newest of a class first, then each change.
+            text = context["text"]
+            shown = [(text.find(p.brand), p) for p in self.knowledge.listed_products() if p.brand in text]
+            return [p for _, p in sorted(shown, key=lambda row: row[0])]
         return []
 
     def _reported_confidence(self, turn: Turn) -> float:

@@ -7,6 +7,9 @@ import datetime as dt
 import pytest
 
 from bot import Assistant
+from knowledge.loader import load_knowledge
+
+KB = load_knowledge()
 
 
 @pytest.mark.parametrize("today", [dt.date(2025, 12, 31), dt.date(2026, 6, 1), dt.date(2026, 12, 3)])
@@ -36,3 +39,24 @@ def test_whats_new_is_reachable_by_asking(assistant: Assistant) -> None:
     reply = assistant.reply("what's new in cell and gene therapy?")
     assert reply.intent == "whats_new"
     assert reply.sources and reply.reviewed is not None
+
+
+CLASSES = sorted(t for t in KB.topics if KB.class_members(t))
+
+
+@pytest.mark.parametrize("topic_id", CLASSES)
+def test_whats_new_of_a_class_names_its_newest_product_and_only_its_changes(
+    assistant: Assistant, topic_id: str
+) -> None:
+    topic = KB.topics[topic_id]
+    found = assistant.renderer.select_products([topic], [], [])
+    dated = sorted((p for p in found.items if p.first_approval), key=lambda p: str(p.first_approval))
+    if not dated or len(found.items) == len(KB.listed_products()):
+        pytest.skip("no dated products narrower than the whole list")
+    text = assistant.renderer.render("whats_new", topics=[topic], groups=[], conditions=[])
+    newest = [p for p in dated if p.first_approval == dated[-1].first_approval]
+    assert any(f"the newest is {p.brand}," in text for p in newest), text
+    members = {p.brand for p in found.items}
+    for line in text.splitlines():
+        if line.startswith("- 20"):
+            assert line.split(", ", 1)[1].split(":")[0] in members, line
