@@ -10,6 +10,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,6 +87,14 @@ def _clear_telegram_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache folder in place of the session's, for tests that fill or break one."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CGT_BOT_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")
