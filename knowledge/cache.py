@@ -18,6 +18,7 @@ Every disk cache follows the same four rules, so that none needs its own:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -62,10 +63,17 @@ _SCRATCH = ".scratch-"
 
 def cache_dir() -> Path:
     """``$CGT_BOT_CACHE``, else ``$XDG_CACHE_HOME/cgt-bot``, else ``~/.cache/cgt-bot``."""
-    configured = os.environ.get("CGT_BOT_CACHE")
+    environ = os.environ
+    return _cache_dir(environ.get("CGT_BOT_CACHE"), environ.get("XDG_CACHE_HOME"), environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_dir(configured: str | None, xdg: str | None, home: str | None) -> Path:
+    # Asked for every entry read (every data file at each start), and a Path is slow to make;
+    # HOME is in the arguments only so that the memo follows what Path.home() reads.
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = xdg or str(Path.home() / ".cache")
     return Path(base) / "cgt-bot"
 
 
@@ -81,16 +89,26 @@ def cache_key(*inputs: object, libraries: Iterable[ModuleType] = ()) -> str:
         length so that no two different lists of inputs are hashed as the same bytes.
     """
     digest = hashlib.sha256()
-    versions = [[module.__name__, str(getattr(module, "__version__", ""))] for module in libraries]
-    for item in (*inputs, versions):
-        if isinstance(item, bytes):
-            tag, data = b"b", item
-        elif isinstance(item, str):
-            tag, data = b"s", item.encode("utf-8")
-        else:
-            tag, data = b"j", json.dumps(item, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        digest.update(tag + len(data).to_bytes(8, "big") + data)
+    for item in inputs:
+        digest.update(_tagged(item))
+    digest.update(_versions(tuple(libraries)))
     return digest.hexdigest()[:20]
+
+
+def _tagged(item: object) -> bytes:
+    if isinstance(item, bytes):
+        tag, data = b"b", item
+    elif isinstance(item, str):
+        tag, data = b"s", item.encode("utf-8")
+    else:
+        tag, data = b"j", json.dumps(item, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return tag + len(data).to_bytes(8, "big") + data
+
+
+@functools.cache
+def _versions(libraries: tuple[ModuleType, ...]) -> bytes:
+    # Worked out once per set of libraries: parsed data asks for every data file at each start.
+    return _tagged([[module.__name__, str(getattr(module, "__version__", ""))] for module in libraries])
 
 
 def source(module: ModuleType) -> bytes:
@@ -114,19 +132,21 @@ def cached(
         key (str): the entry's :func:`cache_key`.
         build: computes the value when no readable entry exists.
         save: writes the value's files into the folder given (a scratch folder renamed after).
-        load: reads the value from an entry's folder; may raise any of :data:`UNREADABLE`.
+        load: reads the value from an entry's folder, which may not exist (it is tried before it
+            is looked for); raises any of :data:`UNREADABLE` when the files are missing or broken.
         keep (int): entries of this kind kept after a write (see :func:`prune`).
     """
-    folder = cache_dir() / kind / key
-    if folder.is_dir():
-        try:
-            value = load(folder)
-        except UNREADABLE as error:
+    folder = cache_dir().joinpath(kind, key)
+    try:
+        value = load(folder)
+    except UNREADABLE as error:
+        # Read first and asked after, as a hit is what every warm start does for every entry.
+        if folder.is_dir():
             log.warning("the %s cache entry %s cannot be read (%r); building it again", kind, key, error)
             shutil.rmtree(folder, ignore_errors=True)
-        else:
-            _mark_used(folder)
-            return value
+    else:
+        _mark_used(folder)
+        return value
     value = build()
     if _write(folder, lambda scratch: save(value, scratch)):
         prune(kind, keep)
@@ -139,7 +159,7 @@ def entry_folder(kind: str, key: str, keep: int = KEEP) -> Path | None:
 
     RETURNS (Path | None): the folder, or None when the cache cannot be written.
     """
-    folder = cache_dir() / kind / key
+    folder = cache_dir().joinpath(kind, key)
     if folder.is_dir():
         _mark_used(folder)
         return folder
