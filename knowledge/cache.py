@@ -25,7 +25,7 @@ import logging
 import os
 import pickle
 import shutil
-import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -177,43 +177,65 @@ def prune(kind: str, keep: int = KEEP) -> None:
     ``<kind>-<key>``.
     """
     root = cache_dir()
-    entries: list[tuple[float, Path]] = []
     try:
         with os.scandir(root / kind) as found:
-            for item in found:
-                if item.name.startswith(_SCRATCH):
-                    _remove_if_stale(Path(item.path))
-                elif item.is_dir(follow_symlinks=False):
-                    entries.append((item.stat().st_mtime, Path(item.path)))
-                else:
-                    _remove(Path(item.path))
+            items = list(found)
         old_layout = list(root.glob(f"{kind}-*"))
     except OSError:
         return  # unreadable: nothing to prune, and nothing is lost by not pruning
-    entries.sort(reverse=True)
-    for _, path in entries[keep:]:
-        _remove(path)
+    entries = []
+    for item in items:
+        if item.name.startswith(_SCRATCH):
+            _remove_if_stale(Path(item.path))
+        elif item.is_dir(follow_symlinks=False):
+            entries.append(item)
+        else:
+            _remove(Path(item.path))
+    # Dates are read only when some entry must go: a first start writes every parsed data file.
+    if len(entries) > keep:
+        entries.sort(key=_used_at, reverse=True)
+        for item in entries[keep:]:
+            _remove(Path(item.path))
     for path in old_layout:
         _remove(path)
 
 
+def _used_at(item: os.DirEntry[str]) -> float:
+    try:
+        return item.stat().st_mtime
+    except OSError:
+        return 0.0  # gone or unreadable: the first to go
+
+
 def _write(folder: Path, fill: Callable[[Path], None]) -> bool:
     """Make ``folder`` whole, filled by ``fill``; whether it now exists."""
-    scratch: Path | None = None
+    # Named by process and thread, so that two writers of one entry never share a scratch folder.
+    scratch = folder.with_name(f"{_SCRATCH}{folder.name}-{os.getpid()}-{threading.get_ident()}")
+    written = False
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH, dir=folder.parent))
+        _make(scratch)
         fill(scratch)
         scratch.rename(folder)
-        return True
+        written = True
     except _UNWRITABLE as error:
         if folder.is_dir():
             return True  # another process wrote the same entry first; it is the same value
         log.debug("the %s cache cannot be written (%r); the value stays in memory", folder.parent.name, error)
-        return False
     finally:
-        if scratch is not None and scratch.exists():
+        if not written:
             shutil.rmtree(scratch, ignore_errors=True)
+    return written
+
+
+def _make(scratch: Path) -> None:
+    try:
+        scratch.mkdir()
+    except FileNotFoundError:  # the kind's first entry
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir()
+    except FileExistsError:  # left by a process of the same number that died while writing
+        shutil.rmtree(scratch)
+        scratch.mkdir()
 
 
 def _mark_used(folder: Path) -> None:
