@@ -5,10 +5,11 @@ All content is data in ``intents/data/safety/``: the signs with the label sectio
 from (``emergency_signs.yaml``), the limits for temperature, blood pressure and heart rate
 (``emergency_vitals.yaml``) and the model's training examples (``emergency_model.yaml``).
 The model is the project's linear classifier with two labels, trained on first start with the
-catalog's examples as calm text and cached under ``cache_dir()`` by a hash of everything it is
-trained from, so an edited example retrains it. Its threshold comes from a second fit on four
-fifths of the examples; that result ships under the same hash (``intents.prebuilt``), so a fresh
-install fits only the final model (about 0.4 s).
+catalog's examples as calm text and cached (``knowledge.cache``) by a hash of everything it is
+trained from, the code that trains it included, so an edited example retrains it. Its threshold
+comes from a second fit on four fifths of the examples; that result ships under the hash of the
+examples and settings (``intents.prebuilt``), so a fresh install fits only the final model
+(about 0.4 s).
 """
 
 from __future__ import annotations
