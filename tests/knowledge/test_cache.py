@@ -10,6 +10,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot import Assistant
@@ -212,3 +213,15 @@ def test_name_tokens_survive_a_corrupt_entry(assistant: Assistant, empty_cache: 
         stored.write_text(damage, encoding="utf-8")
         assert _tokenized(assistant.nlp, names) == tokens
     assert json.loads(stored.read_text(encoding="utf-8")) == tokens
+
+
+def test_assistant_answers_with_an_unwritable_cache(
+    assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("", encoding="utf-8")
+    monkeypatch.setenv("CGT_BOT_CACHE", str(blocked / "cache"))
+    fresh = Assistant()
+    question = "how much does zolgensma cost?"
+    assert fresh.reply(question).text == assistant.reply(question).text
+    assert np.array_equal(fresh.matcher.model.weights, assistant.matcher.model.weights)
