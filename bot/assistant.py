@@ -17,14 +17,13 @@ from bot.compose import Composer
 from bot.follow_up import Conversation
 from bot.language import build_nlp, known_words, language_of
 from bot.policy import Decider
-from bot.render import Renderer
+from bot.render import Renderer, bytecode_folder
 from bot.reply import Reply
 from bot.session import Context, SessionStore
 from bot.turn import PRONOUNS, Turn
 from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import Catalog, load_catalog
 from intents.matcher import IntentMatcher
-from knowledge.cache import cache_dir
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -72,7 +71,10 @@ class Assistant:
         self.resolver = Resolver(self.knowledge, self.nlp)
         self.matcher = IntentMatcher(self.catalog, self.resolver, self.resolver.common, on_training)
         self.renderer = Renderer(
-            self.catalog.responses_dir, self.knowledge, self.catalog.texts, cache_dir() / "templates"
+            self.catalog.responses_dir,
+            self.knowledge,
+            self.catalog.texts,
+            bytecode_folder(self.catalog.responses_dir),
         )
         self.renderer.warm(
             list(self.catalog.intents),

@@ -6,6 +6,7 @@ the knowledge base can answer next.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from bot.render import Renderer
@@ -38,7 +39,9 @@ class Composer:
         self.knowledge = knowledge
         self.matcher = matcher
         self.renderer = renderer
-        self._suggestion_cache: dict[tuple[str | None, ...], list[str]] = {}
+        # Suggestions depend only on the intent and the first product, condition and topic, and
+        # those repeat from answer to answer.
+        self._follow_ups = lru_cache(maxsize=4096)(self._rendered_suggestions)
 
     def compose(self, turn: Turn, session_context: Context | None = None) -> Reply:
         """The reply to a decided turn: its template rendered with the facts it names, the sources
@@ -145,22 +148,31 @@ class Composer:
                 out.append(self.renderer.render_string(spec.question, **{**context, "p": product}))
             return out
         if spec is not None and not (spec.needs == "product" and context["p"] is None):
-            # Suggestions depend only on the intent and the first product, condition and topic.
-            key = tuple([turn.intent] + [getattr(context[k], "id", None) for k in ("p", "c", "t")])
-            follow = self._suggestion_cache.get(key)
-            if follow is None:
-                follow = []
-                for source in spec.suggestions:
-                    try:
-                        rendered = self.renderer.render_string(source, **context)
-                    except Exception:  # a suggestion that does not fit this answer is skipped
-                        continue
-                    if rendered and rendered not in follow:
-                        follow.append(rendered)
-                if len(self._suggestion_cache) < 20000:
-                    self._suggestion_cache[key] = follow
+            ids = [getattr(context[k], "id", None) for k in ("p", "c", "t")]
+            follow = self._follow_ups(turn.intent, *ids)
             out += [s for s in follow if s not in out]
         return out[:4] if unsure else out[:3]
+
+    def _rendered_suggestions(
+        self, intent: str, product: str | None, condition: str | None, topic: str | None
+    ) -> list[str]:
+        """The intent's suggestions for these ids, rendered with what they may read: p, c and t."""
+        kb = self.knowledge
+        context = {
+            "intent": intent,
+            "p": kb.products[product] if product else None,
+            "c": kb.conditions[condition] if condition else None,
+            "t": kb.topics[topic] if topic else None,
+        }
+        follow: list[str] = []
+        for source in self.catalog.intents[intent].suggestions:
+            try:
+                rendered = self.renderer.render_string(source, **context)
+            except Exception:  # a suggestion that does not fit this answer is skipped
+                continue
+            if rendered and rendered not in follow:
+                follow.append(rendered)
+        return follow
 
     def _retry(self, resolution: Resolution, brand: str) -> str:
         """The question again, with the unsure name replaced by a product's name."""

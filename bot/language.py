@@ -6,9 +6,7 @@ Shared by the assistant and ``cgt-bot check``; no model is downloaded.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -25,7 +23,7 @@ from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from intents.catalog import Catalog
-from knowledge.cache import cache_dir
+from knowledge.cache import cache_key, cached
 from knowledge.loader import KnowledgeBase
 from knowledge.resolver import common_words, normalize
 
@@ -73,20 +71,25 @@ def build_nlp(keep: frozenset[str] | None = None) -> Language:
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cgt_bot.english_tokenizer.v1"}}})
     # add_pipe is typed as returning any pipe; the "lemmatizer" factory makes a Lemmatizer.
     lemmatizer = cast(Lemmatizer, nlp.add_pipe("lemmatizer", config={"mode": "lookup"}))
-    digest = hashlib.sha256("\n".join(sorted(keep or ())).encode("utf-8")).hexdigest()[:16]
-    nlp.meta["lemma_table"] = f"{spacy.__version__}-{digest if keep else 'full'}"
-    cached = cache_dir() / f"lemmatizer-{nlp.meta['lemma_table']}"
-    try:
-        lemmatizer.from_disk(cached)
-        return nlp
-    except Exception:  # no cache yet, or an unreadable one: build from the package data
-        pass
-    if keep:
-        lemmatizer.initialize(lookups=_kept_lemmas(keep))
-    else:
-        nlp.initialize()
-    with contextlib.suppress(OSError):  # an unwritable cache only costs time
-        lemmatizer.to_disk(cached)
+    # The table is what spacy-lookups-data holds, cut by the words kept, in spaCy's format.
+    key = cache_key(sorted(keep or ()), bool(keep), libraries=[spacy, spacy_lookups_data])
+    # Recorded with the pipeline, so that what is trained on its lemmas is keyed by the table.
+    nlp.meta["lemma_table"] = key
+
+    def build() -> Lemmatizer:
+        if keep:
+            lemmatizer.initialize(lookups=_kept_lemmas(keep))
+        else:
+            nlp.initialize()
+        return lemmatizer
+
+    cached(
+        "lemmatizer",
+        key,
+        build=build,
+        save=lambda built, folder: built.to_disk(folder / "lemmatizer"),
+        load=lambda folder: lemmatizer.from_disk(folder / "lemmatizer"),
+    )
     return nlp
 
 

@@ -13,10 +13,11 @@ from collections import ChainMap
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import (
     Environment,
     FileSystemBytecodeCache,
@@ -27,10 +28,11 @@ from jinja2 import (
 )
 
 from intents.catalog import Texts
+from knowledge.cache import cache_key, entry_folder
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Condition, KnowledgeModel, Product, Source, Topic
 
-__all__ = ["Rendered", "Renderer", "TemplateError", "UsedFact"]
+__all__ = ["Rendered", "Renderer", "TemplateError", "UsedFact", "bytecode_folder"]
 
 
 @dataclass
@@ -170,15 +172,20 @@ class _Tracked:
         return repr(self._obj)
 
 
-def _bytecode_cache(folder: Path | None) -> FileSystemBytecodeCache | None:
-    """Compiled templates kept on disk between runs; none if the folder cannot be made."""
-    if folder is None:
-        return None
+def bytecode_folder(responses_dir: Path) -> Path | None:
+    """Where jinja keeps the compiled templates of ``responses_dir``; None if it cannot be made.
+
+    An entry of the ``templates`` cache keyed by every template's name and text and jinja's
+    version: jinja checks each compiled template against its source itself, but only a new
+    folder for an edited set lets the compiled templates of older sets be pruned as any cache's.
+    """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        texts = [
+            item for path in sorted(responses_dir.glob("*.j2")) for item in (path.name, path.read_bytes())
+        ]
     except OSError:
-        return None
-    return FileSystemBytecodeCache(str(folder))
+        return None  # the loader reports unreadable templates; compiled ones are only not kept
+    return entry_folder("templates", cache_key(*texts, libraries=[jinja2]))
 
 
 class Renderer:
@@ -195,7 +202,7 @@ class Renderer:
         self.kb = kb
         self.words = words
         self.env = Environment(
-            bytecode_cache=_bytecode_cache(bytecode_dir),
+            bytecode_cache=FileSystemBytecodeCache(str(bytecode_dir)) if bytecode_dir else None,
             loader=FileSystemLoader(str(responses_dir)),
             undefined=StrictUndefined,
             autoescape=False,
@@ -239,7 +246,10 @@ class Renderer:
         traced = ("kb", "treats", "sources_of", "comparison", "topic", "condition", "select_products")
         for name in (*traced, "short_use", "recent_changes"):
             self.env.globals[name] = _Tracked(self.env.globals[name], None)
-        self._cache: dict[str, Any] = {}
+        # Compiled once each: a template is looked up by name on every answer, and a suggestion's
+        # inline template by its text. Bounded, though both sets are fixed by the catalog.
+        self._template = lru_cache(maxsize=256)(self._compiled)
+        self._inline = lru_cache(maxsize=2048)(self._compiled_inline)
         # The shared macros (reminder, facts, asking back) are built once and offered as `m`.
         self.env.globals["m"] = self.env.get_template("_macros.j2").module
 
@@ -328,14 +338,19 @@ class Renderer:
         """Compile every template on a background thread, so that no person waits for a first
         compilation and the first answer does not wait for templates it does not use (about half a
         second on a first start, before compiled templates are cached on disk)."""
-        names = [n for n in templates if n not in self._cache]
-        threading.Thread(target=self._compile, args=(names, inline), daemon=True).start()
+        threading.Thread(target=self._compile, args=(templates, inline), daemon=True).start()
 
     def _compile(self, templates: list[str], inline: list[str]) -> None:
         for name in templates:
-            self._cache.setdefault(name, self._plain_globals(self.env.get_template(f"{name}.j2")))
+            self._template(name)
         for source in inline:
-            self._cache.setdefault("#" + source, self._plain_globals(self.env.from_string(source)))
+            self._inline(source)
+
+    def _compiled(self, name: str) -> Template:
+        return self._plain_globals(self.env.get_template(f"{name}.j2"))
+
+    def _compiled_inline(self, source: str) -> Template:
+        return self._plain_globals(self.env.from_string(source))
 
     def _plain_globals(self, template: Template) -> Template:
         """The template reads the environment's globals themselves, not a ChainMap over them.
@@ -355,9 +370,7 @@ class Renderer:
 
     def render_traced(self, template: str, **context: Any) -> Rendered:
         """Render ``<template>.j2`` and record every sourced entry it reads (see ``_Tracked``)."""
-        compiled = self._cache.get(template)
-        if compiled is None:
-            compiled = self._cache[template] = self._plain_globals(self.env.get_template(f"{template}.j2"))
+        compiled = self._template(template)
         used: list[UsedFact] = []
         token = _reading.set(used)
         try:
@@ -391,7 +404,4 @@ class Renderer:
 
     def render_string(self, source: str, **context: Any) -> str:
         """Render a short inline template, such as a suggestion."""
-        compiled = self._cache.get("#" + source)
-        if compiled is None:
-            compiled = self._cache["#" + source] = self._plain_globals(self.env.from_string(source))
-        return _tidy(compiled.render(**context))
+        return _tidy(self._inline(source).render(**context))

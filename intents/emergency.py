@@ -5,26 +5,29 @@ All content is data in ``intents/data/safety/``: the signs with the label sectio
 from (``emergency_signs.yaml``), the limits for temperature, blood pressure and heart rate
 (``emergency_vitals.yaml``) and the model's training examples (``emergency_model.yaml``).
 The model is the project's linear classifier with two labels, trained on first start with the
-catalog's examples as calm text and cached under ``cache_dir()`` by a hash of everything it is
-trained from, so an edited example retrains it. Its threshold comes from a second fit on four
-fifths of the examples; that result ships under the same hash (``intents.prebuilt``), so a fresh
-install fits only the final model (about 0.4 s).
+catalog's examples as calm text and cached (``knowledge.cache``) by a hash of everything it is
+trained from, the code that trains it included, so an edited example retrains it. Its threshold
+comes from a second fit on four fifths of the examples; that result ships under the hash of the
+examples and settings (``intents.prebuilt``), so a fresh install fits only the final model
+(about 0.4 s).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
-from intents import prebuilt
+import numpy as np
+
+from intents import classifier, prebuilt
 from intents.classifier import LinearModel
-from knowledge.cache import cache_dir
+from knowledge.cache import cache_key, cached, source
 from knowledge.datafile import DataModel, Problem, load_validated, read_model
 
 __all__ = [
@@ -348,11 +351,7 @@ def _inputs(
     """The examples, the held-out emergencies the rules miss, and the key of both."""
     data = _read("emergency_model.yaml", _Examples)
     missed = [t for t in data.urgent[::_HOLD_OUT] if caught is None or not caught(t)]
-    key = hashlib.sha256(
-        json.dumps(
-            [_SETTINGS, data.urgent, data.not_urgent, list(extra_urgent), list(extra_calm), missed]
-        ).encode()
-    ).hexdigest()[:16]
+    key = cache_key([_SETTINGS, data.urgent, data.not_urgent, list(extra_urgent), list(extra_calm), missed])
     return data, missed, key
 
 
@@ -417,23 +416,30 @@ def load_model(
             keep every held-out emergency the rules miss; with no rules, every held-out one.
     """
     data, _, key = _inputs(extra_urgent, extra_calm, caught)
-    path = cache_dir() / f"emergency-{key}.npz"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        saved = json.loads(meta.read_text(encoding="utf-8"))
-        return EmergencyModel(
-            LinearModel.from_bytes(path.read_bytes()), saved["threshold"], saved["held_out"]
+
+    def build() -> EmergencyModel:
+        shipped = prebuilt.read("emergency", key)
+        found = (
+            shipped
+            if shipped is not None and _usable(shipped)
+            else calibration(extra_urgent, extra_calm, caught)
         )
-    shipped = prebuilt.read("emergency", key)
-    found = (
-        shipped if shipped is not None and _usable(shipped) else calibration(extra_urgent, extra_calm, caught)
-    )
-    threshold, held_out = float(found["threshold"]), dict(found["held_out"])
-    final = _fit([*data.urgent, *extra_urgent], [*data.not_urgent, *extra_calm])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(final.to_bytes())
-        meta.write_text(json.dumps({"threshold": threshold, "held_out": held_out}), encoding="utf-8")
-    except OSError:
-        pass  # a read-only cache only costs the training time on the next start
-    return EmergencyModel(final, threshold, held_out)
+        final = _fit([*data.urgent, *extra_urgent], [*data.not_urgent, *extra_calm])
+        return EmergencyModel(final, float(found["threshold"]), dict(found["held_out"]))
+
+    # Keyed by the code that trains and stores the model too, so that an edit of it retrains; the
+    # shipped threshold is checked against a fresh one by its test.
+    code = cache_key(key, source(classifier), source(sys.modules[__name__]), libraries=[np])
+    return cached("emergency", code, build=build, save=_save, load=_load)
+
+
+def _save(model: EmergencyModel, folder: Path) -> None:
+    (folder / "model.npz").write_bytes(model.model.to_bytes())
+    saved = {"threshold": model.threshold, "held_out": model.held_out}
+    (folder / "threshold.json").write_text(json.dumps(saved), encoding="utf-8")
+
+
+def _load(folder: Path) -> EmergencyModel:
+    saved = json.loads((folder / "threshold.json").read_text(encoding="utf-8"))
+    model = LinearModel.from_bytes((folder / "model.npz").read_bytes())
+    return EmergencyModel(model, float(saved["threshold"]), dict(saved["held_out"]))

@@ -7,24 +7,21 @@ the scope rules keep an intent only when the message holds what that intent need
 (a product, a topic, a condition, or at least a word of this domain); what is left
 is ``out_of_scope``.
 
-The classifier is trained on first use and cached on disk under a key made of the examples,
-the names it masks, the training settings and the spaCy version, so a change to any of them
-retrains it, and the same inputs always give the same model. The slow part of training (masking
-the examples, the held-out fit for calibration) ships with the package under that key
-(``intents.prebuilt``), so on a fresh install only the final fit runs (about 0.3 s).
+The classifier is trained on first use and cached on disk (``knowledge.cache``) under a key made
+of the examples, the names it masks, the training settings and the spaCy version, with the code
+that trains it and numpy's version, so a change to any of them retrains it, and the same inputs
+always give the same model. The slow part of training (masking the examples, the held-out fit for
+calibration) ships with the package under the key of the data alone (``intents.prebuilt``), so on
+a fresh install only the final fit runs (about 0.3 s).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import functools
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
-import time
+import sys
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -35,11 +32,11 @@ from typing import Any, TypedDict
 import numpy as np
 import spacy
 
-from intents import prebuilt
+from intents import classifier, prebuilt
 from intents.catalog import Catalog
 from intents.classifier import LinearModel
 from intents.safety import SafetyScreen
-from knowledge.cache import cache_dir
+from knowledge.cache import cache_key, cached, source
 from knowledge.resolver import Resolution, Resolver, normalize
 
 __all__ = ["IntentMatcher", "Prediction"]
@@ -75,9 +72,6 @@ TRAINING: _Training = {
 RAW_TEMPERATURE = 0.5
 MODEL = "model.npz"
 VOCABULARY = "vocabulary.json"
-
-_VERSION = "7"
-
 
 _CUE_WORDS = re.compile(r"[\w/']+")
 
@@ -170,7 +164,9 @@ class IntentMatcher:
         self.labels = sorted(catalog.examples)
         self.vocabulary: frozenset[str] = frozenset()
         self.temperature = 1.0
-        self._scores: dict[str, dict[str, float]] = {}
+        # Masked texts repeat a lot ("how much does xproductx cost"), and the model is fixed once
+        # built, so recent results are kept.
+        self._predict: Callable[[str], dict[str, float]] = functools.lru_cache(maxsize=4096)(self._predicted)
         # One spaCy pipeline serves the whole bot: the classifier is a component made from it,
         # not a second pipeline with a second tokenizer.
         self.nlp = resolver.nlp
@@ -179,7 +175,7 @@ class IntentMatcher:
     # -- training ----------------------------------------------------------------------------------
 
     def _training_key(self, resolver: Resolver) -> str:
-        digest = hashlib.sha256()
+        """The key of what the classifier is trained from, under which its calibration ships."""
         payload = {
             "examples": self.catalog.examples,
             "shorthand": self.catalog.scope.shorthand,
@@ -189,37 +185,27 @@ class IntentMatcher:
             "makers": sorted(resolver.makers),
             "training": TRAINING,
             "raw_temperature": RAW_TEMPERATURE,
-            "spacy": spacy.__version__,
             "tokenizer": resolver.nlp.config["nlp"]["tokenizer"],
             "lemmas": resolver.nlp.meta.get("lemma_table"),
-            "version": _VERSION,
         }
-        digest.update(json.dumps(payload, sort_keys=True).encode("utf-8"))
-        return digest.hexdigest()[:20]
+        return cache_key(payload, libraries=[spacy])
 
     def _load_or_train(self, resolver: Resolver) -> LinearModel:
         key = self._training_key(resolver)
-        target = cache_dir() / f"intents-{key}"
-        if (target / MODEL).exists() and (target / VOCABULARY).exists():
-            try:
-                model = LinearModel.from_bytes((target / MODEL).read_bytes())
-                saved = json.loads((target / VOCABULARY).read_text(encoding="utf-8"))
-                self.vocabulary = frozenset(saved["words"])
-                self.temperature = float(saved["temperature"])
-                with contextlib.suppress(OSError):  # marks it as in use, for pruning
-                    os.utime(target)
-                return model
-            except Exception:  # a broken cache is rebuilt, never fatal
-                log.warning("the cached classifier could not be read; training it again")
-        shipped = prebuilt.read("intents", key)
-        if shipped is not None and not self._fits(shipped):
-            log.warning("the shipped intent calibration does not fit the catalog; training in full")
-            shipped = None
-        if shipped is None and self.on_training is not None:
-            self.on_training()
-        model = self.train(resolver, shipped)
-        self._save(model, target, {"words": sorted(self.vocabulary), "temperature": self.temperature})
-        return model
+
+        def build() -> LinearModel:
+            shipped = prebuilt.read("intents", key)
+            if shipped is not None and not self._fits(shipped):
+                log.warning("the shipped intent calibration does not fit the catalog; training in full")
+                shipped = None
+            if shipped is None and self.on_training is not None:
+                self.on_training()
+            return self.train(resolver, shipped)
+
+        # The cached model is keyed by the code that trains and stores it too, so that an edit of
+        # the training retrains; the shipped calibration is checked against a fresh one by its test.
+        code = cache_key(key, source(classifier), source(sys.modules[__name__]), libraries=[np])
+        return cached("intents", code, build=build, save=self._save, load=self._load)
 
     def _fits(self, shipped: dict[str, Any]) -> bool:
         """Whether shipped results have the shape of this catalog (the key says they match it)."""
@@ -304,43 +290,27 @@ class IntentMatcher:
         powered: float = max(scores[intent], 1e-12) ** exponent
         return powered / total
 
-    @staticmethod
-    def _save(model: LinearModel, target: Path, vocabulary: dict[str, object]) -> None:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(dir=target.parent))
-            (scratch / MODEL).write_bytes(model.to_bytes())
-            (scratch / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
-            if target.exists():
-                shutil.rmtree(scratch, ignore_errors=True)
-                return
-            scratch.rename(target)
-        except OSError:
-            log.info("the classifier cache folder is not writable; the classifier stays in memory")
-            return
-        # Each edit of the catalog trains a new classifier; older ones go, except those used in
-        # the last day, which another checkout on this machine may still need.
-        cutoff = time.time() - 24 * 3600
-        for old in [*target.parent.glob("intents-*"), *target.parent.glob("textcat-*")]:
-            with contextlib.suppress(OSError):
-                if old != target and old.stat().st_mtime < cutoff:
-                    shutil.rmtree(old)
+    def _save(self, model: LinearModel, folder: Path) -> None:
+        (folder / MODEL).write_bytes(model.to_bytes())
+        saved = {"words": sorted(self.vocabulary), "temperature": self.temperature}
+        (folder / VOCABULARY).write_text(json.dumps(saved), encoding="utf-8")
+
+    def _load(self, folder: Path) -> LinearModel:
+        model = LinearModel.from_bytes((folder / MODEL).read_bytes())
+        saved = json.loads((folder / VOCABULARY).read_text(encoding="utf-8"))
+        self.vocabulary = frozenset(saved["words"])
+        self.temperature = float(saved["temperature"])
+        return model
 
     # -- classifying ------------------------------------------------------------------------------
 
     def scores(self, masked: str) -> dict[str, float]:
-        """The classifier's probability per intent for a masked text.
+        """The classifier's probability per intent for a masked text."""
+        # A copy: the remembered result is shared by every later call on the same text.
+        return dict(self._predict(masked))
 
-        Masked texts repeat a lot ("how much does xproductx cost"), and the model is fixed
-        once built, so recent results are kept.
-        """
-        cached = self._scores.get(masked)
-        if cached is None:
-            cached = self.model.predict(masked or "empty")
-            if len(self._scores) >= 4096:
-                self._scores.pop(next(iter(self._scores)))
-            self._scores[masked] = cached
-        return dict(cached)
+    def _predicted(self, masked: str) -> dict[str, float]:
+        return self.model.predict(masked or "empty")
 
     def safety(self, normalized: str, in_domain: bool = True) -> Prediction | None:
         """The safety verdict, if a safety rule fires."""

@@ -4,10 +4,11 @@ Most of a first start's training time went to work whose results are small and d
 files of this repository: masking every catalog example through the name resolver, fitting a
 model on four fifths of the examples to find the calibration temperature, and fitting the
 emergency model on four fifths of its examples to set its threshold. ``data/prebuilt.json``
-holds those results, each under the content key its cache already uses (every example, name,
-setting and the spaCy version); a start whose key matches takes them from there and fits only
-the final models, byte for byte the models a full training gives. Any other start (an edited
-catalog, another spaCy) trains from scratch as before, so a stale file costs time, never answers.
+holds those results, each under a content key of the data they come from (every example,
+name, setting and the spaCy version; the disk cache adds the training code to it); a start whose
+key matches takes them from there and fits only the final models, byte for byte the models a full
+training gives. Any other start (an edited catalog, another spaCy) trains from scratch as before,
+so a stale file costs time, never answers.
 
 Regenerate after editing the catalog, the knowledge names or the safety data:
 ``python scripts/make_prebuilt.py``; ``tests/intents/test_prebuilt.py`` fails while it is stale.

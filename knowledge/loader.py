@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import re
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
-from knowledge.cache import cache_dir
+from knowledge.cache import cache_key, cached
 from knowledge.datafile import Items, Problem, display_name, read_items, read_model, validation_problems
 from knowledge.errors import DataError
 from knowledge.schema import (
@@ -89,20 +88,19 @@ def read_yaml(path: Path, root: Path) -> tuple[Any, list[Problem]]:
 
 
 def _parsed(raw: bytes) -> Any:
-    key = hashlib.sha256(raw).hexdigest()[:32]
-    cached = cache_dir() / "parsed" / f"{key}.json"
-    try:
-        return json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
-    try:
-        text = json.dumps(data, default=_json_default)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(text, encoding="utf-8")
-    except (OSError, TypeError, ValueError):
-        pass  # an unwritable cache only costs time
-    return data
+    return cached(
+        "parsed",
+        cache_key(raw, libraries=[yaml]),
+        build=lambda: yaml.load(raw.decode("utf-8"), Loader=_Loader),
+        save=_save_parsed,
+        load=lambda folder: json.loads((folder / "data.json").read_text(encoding="utf-8")),
+        # One entry per data file: room for every file of the data set and of a copy being edited.
+        keep=1024,
+    )
+
+
+def _save_parsed(data: Any, folder: Path) -> None:
+    (folder / "data.json").write_text(json.dumps(data, default=_json_default), encoding="utf-8")
 
 
 def _json_default(value: object) -> str:

@@ -7,9 +7,7 @@ common English words, so "car", "yes" or "revenge" never become a product.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import json
 import re
 import unicodedata
@@ -25,7 +23,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from knowledge.cache import cache_dir
+from knowledge.cache import cache_key, cached
 from knowledge.loader import DATA_DIR, KnowledgeBase
 
 __all__ = ["PLACEHOLDERS", "Mention", "Resolution", "Resolver", "common_words", "normalize"]
@@ -104,20 +102,25 @@ class Resolution:
 
 def _tokenized(nlp: Language, names: list[str]) -> list[list[str]]:
     """The tokens of each name, as the pipeline's tokenizer splits them (cached by content)."""
-    key = hashlib.sha256(json.dumps([spacy.__version__, names]).encode("utf-8")).hexdigest()[:32]
-    cached = cache_dir() / "names" / f"{key}.json"
-    try:
-        # Written below by this function, so it holds the tokens of each name.
-        words: list[list[str]] = json.loads(cached.read_text(encoding="utf-8"))
-        if len(words) == len(names):
-            return words
-    except (OSError, ValueError):
-        pass
-    words = [[t.text for t in nlp.tokenizer(name)] for name in names]
-    with contextlib.suppress(OSError):  # an unwritable cache only costs time
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(words), encoding="utf-8")
-    return words
+
+    def load(folder: Path) -> list[list[str]]:
+        # Written by save below, so it holds the tokens of each name; a list of another length
+        # is not this entry's.
+        words: list[list[str]] = json.loads((folder / "tokens.json").read_text(encoding="utf-8"))
+        if len(words) != len(names):
+            raise ValueError(f"{len(words)} token lists for {len(names)} names")
+        return words
+
+    def save(words: list[list[str]], folder: Path) -> None:
+        (folder / "tokens.json").write_text(json.dumps(words), encoding="utf-8")
+
+    return cached(
+        "names",
+        cache_key(names, nlp.config["nlp"]["tokenizer"], libraries=[spacy]),
+        build=lambda: [[t.text for t in nlp.tokenizer(name)] for name in names],
+        save=save,
+        load=load,
+    )
 
 
 @functools.cache

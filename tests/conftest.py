@@ -101,6 +101,14 @@ def data_roots(tmp_path: Path) -> DataRoots:
     return DataRoots(**copies)
 
 
+@pytest.fixture
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache folder in place of the session's, for tests that fill or break one."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CGT_BOT_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def assistant() -> Assistant:
     """The real assistant, with the real knowledge and intent files, built once."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot import Assistant
 from bot.cli import main
-from intents.emergency import load_sign_groups, load_vitals
+from intents.emergency import load_model, load_sign_groups, load_vitals
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EMERGENCY_SETS = sorted(p.name for p in DATA.glob("safety_emergency*.jsonl"))
@@ -127,3 +129,20 @@ def test_emergency_history_is_not_now_unless_told_as_now(
     assistant: Assistant, text: str, urgent: bool
 ) -> None:
     assert assistant.reply(text).urgent is urgent
+
+
+@pytest.mark.parametrize("damaged", ["model.npz", "threshold.json"])
+def test_emergency_model_survives_a_corrupt_entry(
+    assistant: Assistant, empty_cache: Path, caplog: pytest.LogCaptureFixture, damaged: str
+) -> None:
+    screen = assistant.matcher.screen
+    load_model(*screen._extra, screen._rules_catch)
+    (entry,) = (empty_cache / "emergency").iterdir()
+    (entry / damaged).write_bytes(b'{"threshold": ')
+    with caplog.at_level(logging.WARNING, logger="knowledge.cache"):
+        model = load_model(*screen._extra, screen._rules_catch)
+    assert "emergency" in caplog.text
+    assert model.threshold == screen.model.threshold
+    assert model.held_out == screen.model.held_out
+    assert np.array_equal(model.model.weights, screen.model.model.weights)
+    assert (entry / damaged).stat().st_size > 20  # written again
