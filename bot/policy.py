@@ -206,6 +206,11 @@ class Decider:
         pool, how = self.described(turn)
         return how == "words" and 1 <= len(pool) <= 4
 
+    def if_only_a_term(self, turn: Turn) -> bool:
+        """The message is one named idea and nothing else ("ICANS?", "REMS"): what it is."""
+        assert turn.resolution is not None
+        return turn.resolution.masked.split() == ["xtopicx"] and len(self.strong(turn)) == 1
+
     def if_has_product(self, turn: Turn) -> bool:
         return bool(turn.products)
 

@@ -303,15 +303,26 @@ class Renderer:
         techs = [t for t in topics if t not in by_kind and any(t.id in p.technologies for p in items)]
         if techs:
             items = [p for p in items if any(t.id in p.technologies for t in techs)]
+        # "Which cell therapies use donor cells?": whose cells, as a class defines it.
+        sources = {s for t in topics if t.members is not None for s in t.members.cell_sources}
+        if sources:
+            items = [p for p in items if p.cell_source in sources]
         wanted = {c.id for g in groups for c in self.kb.conditions_under(g.id)} | {c.id for c in conditions}
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
         what = _join([t.name for t in by_kind] + [t.name for t in techs])
+        made = _join([self.words.source_words[s] for s in sorted(sources)])
         where = _join([g.name for g in groups] + [c.name for c in conditions])
-        label = _join([x for x in (what, where) if x]) or "cell and gene therapies"
-        heading = f"FDA-approved {what + ' products' if what else 'cell and gene therapies'}"
-        if where:
-            heading += f" for {where}"
+        label = _join([x for x in (what, made, where) if x]) or "cell and gene therapies"
+        heading = " ".join(
+            x
+            for x in (
+                f"FDA-approved {what + ' products' if what else 'cell and gene therapies'}",
+                made,
+                f"for {where}" if where else "",
+            )
+            if x
+        )
         return Selection(items=items, heading=heading, label=label)
 
     def sources_of(self, item: Product | Topic | Condition, fields: list[str] | None = None) -> list[Any]:

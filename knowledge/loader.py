@@ -194,7 +194,9 @@ class KnowledgeBase:
         return [
             p
             for p in self.listed_products()
-            if set(rule.technologies) & set(p.technologies) or p.kind in rule.kinds
+            if set(rule.technologies) & set(p.technologies)
+            or p.kind in rule.kinds
+            or p.cell_source in rule.cell_sources
         ]
 
     def descriptors(self, product_id: str) -> set[str]:

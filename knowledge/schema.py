@@ -249,6 +249,7 @@ class Membership(KnowledgeModel):
 
     technologies: list[str] = Field(default=[], description="Topic ids in a product's technologies.")
     kinds: list[Kind] = []
+    cell_sources: list[CellSource] = Field(default=[], description="Whose cells: own, donor.")
 
 
 class Topic(KnowledgeModel):
