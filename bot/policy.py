@@ -60,6 +60,8 @@ class Decider:
         self.therapy_topics = frozenset(scope.therapy_topics)
         self.treatment_words = frozenset(scope.treatment_words)
         self.use_words = frozenset(scope.use_words)
+        self._age_words = frozenset(scope.age_words)
+        self._when_words = frozenset(scope.when_words)
         self.product_intents = frozenset(n for n, s in catalog.intents.items() if s.needs == "product")
         self.aspect_intents = frozenset(
             n for n, s in catalog.intents.items() if s.needs == "product" and s.aspect
@@ -205,6 +207,16 @@ class Decider:
     def if_described_by_words(self, turn: Turn) -> bool:
         pool, how = self.described(turn)
         return how == "words" and 1 <= len(pool) <= 4
+
+    def if_long_message(self, turn: Turn) -> bool:
+        """A story: its background names conditions and ages that the question may not ask about."""
+        return len(turn.normalized.split()) > self.catalog.scope.long_message_words
+
+    def if_asks_when(self, turn: Turn) -> bool:
+        return bool(self._when_words & {w.strip("?.!,") for w in turn.normalized.split()})
+
+    def if_asks_about_age(self, turn: Turn) -> bool:
+        return bool(self._age_words & {w.strip("?.!,") for w in turn.normalized.split()})
 
     def if_only_a_term(self, turn: Turn) -> bool:
         """The message is one named idea and nothing else ("ICANS?", "REMS"): what it is."""

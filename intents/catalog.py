@@ -179,6 +179,10 @@ class ScopeRules(DataModel):
     negations: list[str] = Field(
         default=[], description="Words just before a condition that exclude it ('not blood cancer')."
     )
+    when_words: list[str] = Field(default=[], description="Words that ask for a date ('when', 'what year').")
+    age_words: list[str] = Field(
+        default=[], description="Words of age: asked of a product's approval, they ask who can get it."
+    )
     min_confidence: float = Field(ge=0, le=1)
     shorthand: dict[str, str] = {}
     max_unknown_share: float = Field(default=0.34, gt=0, le=1)

@@ -565,3 +565,24 @@ def test_understanding_whose_cells_is_a_class_of_its_own(assistant: Assistant, t
     for product in KB.listed_products():
         if product.id in members and product.id in cells:
             assert product.brand in reply.text, (product.brand, reply.text)
+
+
+USES = [(p.id, p.conditions[0]) for p in KB.listed_products() if p.conditions]
+
+
+@pytest.mark.parametrize(("product_id", "condition_id"), USES)
+def test_understanding_approved_for_a_condition_is_answered_yes_or_no(
+    assistant: Assistant, product_id: str, condition_id: str
+) -> None:
+    product = KB.products[product_id]
+    yes = assistant.reply(f"is {product.brand} approved for {KB.conditions[condition_id].name}?")
+    assert yes.intent == "product_uses" and yes.products == [product_id], yes.text
+    assert yes.text.startswith(f"Yes: {product.brand} is approved for"), yes.text
+    other = next(
+        c for c in sorted(KB.conditions) if c not in product.conditions and KB.products_for_condition(c)
+    )
+    no = assistant.reply(f"is {product.brand} approved for {KB.conditions[other].name}?")
+    assert no.intent == "product_uses" and no.products == [product_id], no.text
+    assert no.text.startswith(f"No: {product.brand} is not approved for"), no.text
+    when = assistant.reply(f"when was {product.brand} approved for {KB.conditions[condition_id].name}?")
+    assert when.intent == "product_approval", when.text
