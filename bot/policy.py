@@ -15,6 +15,7 @@ from intents.catalog import Catalog, PolicyRule
 from intents.matcher import IntentMatcher
 from knowledge.errors import DataError
 from knowledge.loader import KnowledgeBase
+from knowledge.resolver import common_words
 from knowledge.schema import Product
 
 __all__ = ["Decider"]
@@ -61,6 +62,11 @@ class Decider:
         self.treatment_words = frozenset(scope.treatment_words)
         self.use_words = frozenset(scope.use_words)
         self._age_words = frozenset(scope.age_words)
+        # Words that describe no technology of their own ("dna", "change"); a maker may still
+        # be called one ("Vertex").
+        self._ordinary = (
+            common_words() | frozenset(scope.domain_words) | self.treatment_words | self.use_words
+        )
         self._when_words = frozenset(scope.when_words)
         self.product_intents = frozenset(n for n, s in catalog.intents.items() if s.needs == "product")
         self.aspect_intents = frozenset(
@@ -186,7 +192,11 @@ class Decider:
         # "complete" of "complete DiGeorge anomaly" is no description), and only in a message that
         # speaks of a therapy ("the Novartis one", not "the stock price of Novartis").
         refers = cls is not None or bool(said & (self.treatment_words | {"one", "ones"}))
-        by_words = self.kb.described(said - self.stop_words, pool, most=4, uses=False) if refers else []
+        by_words = (
+            self.kb.described(said - self.stop_words, pool, most=4, uses=False, ordinary=self._ordinary)
+            if refers
+            else []
+        )
         if by_words and len(by_words) < len(pool):
             return by_words, "words"
         return (pool if how else []), how

@@ -205,6 +205,10 @@ class KnowledgeBase:
         The maker's name and the companies in its history, with their initials ("Bristol Myers
         Squibb": bms), and the names and aliases of the product's technologies ("the CRISPR one").
         """
+        return self.maker_words(product_id) | self.technology_words(product_id)
+
+    def maker_words(self, product_id: str) -> set[str]:
+        """The words of the maker's name and history, with initials ("bms", "j&j")."""
         product = self.products[product_id]
         names: list[str] = []
         if product.maker is not None:
@@ -220,7 +224,12 @@ class KnowledgeBase:
                 words.add("".join(w[0] for w in capitals).lower())
             # "Johnson & Johnson" is "J&J".
             words |= {f"{a[0]}&{b[0]}".lower() for a, b in re.findall(r"\b([A-Z]\w*) & ([A-Z]\w*)", name)}
-        for tech in product.technologies:
+        return words
+
+    def technology_words(self, product_id: str) -> set[str]:
+        """The words of the names and aliases of the product's technologies ("crispr", "lentiviral")."""
+        words: set[str] = set()
+        for tech in self.products[product_id].technologies:
             topic = self.topics.get(tech)
             if topic is not None:
                 for name in (topic.name, *topic.aliases):
@@ -249,17 +258,30 @@ class KnowledgeBase:
         return Counter(w for marks in self._marks.values() for w in marks)
 
     def described(
-        self, words: set[str], pool: list[Product], most: int | None = None, uses: bool = True
+        self,
+        words: set[str],
+        pool: list[Product],
+        most: int | None = None,
+        uses: bool = True,
+        ordinary: frozenset[str] = frozenset(),
     ) -> list[Product]:
         """The products of ``pool`` that ``words`` describe best: by maker, technology or use.
 
         Only words that tell products apart count: not one every product of the pool shares, nor
         (when ``most`` is given) one that more than ``most`` products carry ("therapeutics").
-        Without ``uses``, only the maker and the technology count. Empty when no word counts.
+        Without ``uses``, only the maker and the technology count; an ``ordinary`` word counts
+        only as a maker's name ("Vertex", "Kite"), never as a technology's ("DNA", "change").
+        Empty when no word counts.
         """
-        marks = {p.id: self._marks.get(p.id) or self._marks_of(p.id) for p in pool}
-        if not uses:
-            marks = {pid: self.descriptors(pid) for pid in marks}
+        if uses and not ordinary:
+            marks = {p.id: self._marks.get(p.id) or self._marks_of(p.id) for p in pool}
+        else:
+            marks = {
+                p.id: self.maker_words(p.id)
+                | (self.technology_words(p.id) - ordinary)
+                | (self.condition_words(p.id) if uses else set())
+                for p in pool
+            }
         shared = set.intersection(*marks.values()) if marks else set()
         telling = {w for w in words if most is None or self._mark_counts[w] <= most} - shared
         scores = {pid: len(telling & found) for pid, found in marks.items()}

@@ -586,3 +586,13 @@ def test_understanding_approved_for_a_condition_is_answered_yes_or_no(
     assert no.text.startswith(f"No: {product.brand} is not approved for"), no.text
     when = assistant.reply(f"when was {product.brand} approved for {KB.conditions[condition_id].name}?")
     assert when.intent == "product_approval", when.text
+
+
+@pytest.mark.parametrize("topic_id", ALL_CLASSES)
+def test_understanding_everyday_words_describe_no_product_of_a_class(
+    assistant: Assistant, topic_id: str
+) -> None:
+    # "DNA", "change", "cells" are no technology's own name: the question stays about the class.
+    reply = assistant.reply(f"does {KB.topics[topic_id].name} change your dna or the cells?")
+    if len(KB.class_members(topic_id)) > 1:
+        assert reply.products == [], reply.text
