@@ -596,3 +596,15 @@ def test_understanding_everyday_words_describe_no_product_of_a_class(
     reply = assistant.reply(f"does {KB.topics[topic_id].name} change your dna or the cells?")
     if len(KB.class_members(topic_id)) > 1:
         assert reply.products == [], reply.text
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
+def test_understanding_still_sold_says_whether_it_is(assistant: Assistant, product_id: str) -> None:
+    product = KB.products[product_id]
+    reply = assistant.reply(f"is {product.brand} still sold?")
+    assert reply.intent == "product_access" and reply.products == [product_id], reply.text
+    if product.status in ("discontinued", "withdrawn"):
+        assert "FDA-approved and, as far as I know" not in reply.text
+        assert product.status_note is None or product.status_note.text in reply.text
+    elif product.status == "marketed" and product.access is None:
+        assert f"{product.brand} is FDA-approved and, as far as I know" in reply.text
