@@ -608,3 +608,12 @@ def test_understanding_still_sold_says_whether_it_is(assistant: Assistant, produ
         assert product.status_note is None or product.status_note.text in reply.text
     elif product.status == "marketed" and product.access is None:
         assert f"{product.brand} is FDA-approved and, as far as I know" in reply.text
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
+def test_understanding_what_is_the_price_of_a_product_is_its_cost(
+    assistant: Assistant, product_id: str
+) -> None:
+    # "What is the price of X?" opens like "what is X?", but asks the price.
+    reply = assistant.reply(f"what is the price of {KB.products[product_id].brand}?")
+    assert reply.intent == "product_cost" and reply.products == [product_id], reply.text
