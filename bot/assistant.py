@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 #: Longer messages are answered from their beginning; the reply says so.
 MAX_CHARS = 2000
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
+# "What is Zynteglo and how long is the infusion?": a second question joined by "and".
+_JOINED = re.compile(
+    r",?\s+(?=(?:and|also|plus)\s+(?:what|whats|how|hows|is|are|does|do|can|could|will|who|where|when|which|why)\b)",
+    re.IGNORECASE,
+)
 # A sentence that asks without a question mark: "also how long is the hospital stay".
 _OPENS_QUESTION = re.compile(
     r"^\W*(?:and |also |plus |oh and )*"
@@ -227,13 +232,22 @@ class Assistant:
         still come from the whole message. The other questions are offered as suggestions.
         """
         sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+        long = len(text.split()) > self.catalog.scope.long_message_words
+        joined: set[str] = set()
+        if not long:
+            # Both sides of "papzimeos who makes and is it one time?" are questions.
+            parts = [[p for p in _JOINED.split(s) if p.strip()] for s in sentences]
+            joined = {p for split in parts if len(split) > 1 for p in split}
+            sentences = [p for split in parts for p in split]
         if len(sentences) < 2:
             return None, []
-        if len(text.split()) > self.catalog.scope.long_message_words:
+        if long:
             questions = [s for s in sentences if s.rstrip().endswith("?")] or sentences[-1:]
             focus, others = questions[-1], questions[:-1]
         else:
-            questions = [s for s in sentences if s.rstrip().endswith("?") or _OPENS_QUESTION.match(s)]
+            questions = [
+                s for s in sentences if s in joined or s.rstrip().endswith("?") or _OPENS_QUESTION.match(s)
+            ]
             if len(questions) < 2:
                 return None, []
             focus, others = questions[0], questions[1:]

@@ -617,3 +617,23 @@ def test_understanding_what_is_the_price_of_a_product_is_its_cost(
     # "What is the price of X?" opens like "what is X?", but asks the price.
     reply = assistant.reply(f"what is the price of {KB.products[product_id].brand}?")
     assert reply.intent == "product_cost" and reply.products == [product_id], reply.text
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
+def test_understanding_two_questions_joined_by_and_answer_the_first(
+    assistant: Assistant, product_id: str
+) -> None:
+    # "What is Zynteglo and how long is the infusion?": one sentence, two questions.
+    questions = _questions_for(assistant)
+    index = sorted(p.id for p in KB.listed_products()).index(product_id)
+    (first_intent, first), (_, second) = (
+        questions[(index + 2) % len(questions)],
+        questions[(index + 3) % len(questions)],
+    )
+    product = KB.products[product_id]
+    asked = [assistant.renderer.render_string(q, p=product).rstrip("?") for q in (first, second)]
+    if assistant.reply(asked[0]).intent != first_intent:
+        pytest.xfail("the first question alone is read otherwise")  # measured by eval
+    reply = assistant.reply(f"{asked[0]} and {asked[1][0].lower()}{asked[1][1:]}?")
+    assert reply.intent == first_intent and reply.products == [product_id], reply.text
+    assert reply.suggestions[:1] == [asked[1] + "?"], reply.suggestions
