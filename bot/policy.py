@@ -214,6 +214,10 @@ class Decider:
         pool, how = self.described(turn)
         return how == "words" and 2 <= len(pool) <= 4
 
+    def if_few_for_a_condition(self, turn: Turn) -> bool:
+        pool, how = self.described(turn)
+        return how in ("condition", "words") and bool(turn.conditions or turn.groups) and 2 <= len(pool) <= 3
+
     def if_described_by_words(self, turn: Turn) -> bool:
         pool, how = self.described(turn)
         return how == "words" and 1 <= len(pool) <= 4
@@ -399,6 +403,11 @@ class Decider:
         else:
             turn.reason, turn.choices = "which_listed", [p.id for p in pool]
 
+    def do_take_all_described(self, turn: Turn) -> None:
+        pool, _ = self.described(turn)
+        turn.products, turn.conditions, turn.groups = [p.id for p in pool], [], []
+        turn.topics = [t for t in turn.topics if not self.kb.class_members(t)]
+
     def do_to_specific(self, turn: Turn) -> None:
         turn.intent = self.specific[turn.intent]
 
@@ -420,6 +429,14 @@ class Decider:
 
     def do_keep_strong_topics(self, turn: Turn) -> None:
         turn.topics = self.strong(turn)
+
+    def do_note_class(self, turn: Turn) -> None:
+        turn.cls = self.class_of(turn)
+
+    def do_general_for_class(self, turn: Turn) -> None:
+        """The general answer, told of the class named (its own facts on that aspect first)."""
+        turn.cls = self.class_of(turn)
+        self.do_to_general(turn)
 
     def do_answer_for_class(self, turn: Turn) -> None:
         """The class facts; a term of that class named too ("does CAR-T need a REMS?") is the answer."""
