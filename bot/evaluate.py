@@ -123,6 +123,8 @@ def read_cases(path: Path) -> list[Case]:
             raise UsageError(f"{path}: line {number} needs a string 'intent'")
         products = row.get("products")
         ordinal = None
+        if isinstance(products, list) and len(products) == 1:
+            products = products[0] if str(products[0]).startswith("ordinal:") else products
         if isinstance(products, str) and products.startswith("ordinal:") and products[8:].isdigit():
             # "how much is the second one?": the second product the last answer showed.
             ordinal, products = int(products[8:]), None

@@ -61,3 +61,16 @@ def test_eval_blind_sets_do_not_fall_below_their_floors(assistant: Assistant) ->
     for name, floor in BLIND_FLOORS.items():
         report = evaluate(assistant, read_cases(DEV.parent / name), tag=f"test-{name}")
         assert report.all_ok_rate >= floor, f"{name}\n{report.as_text()}"
+
+
+def test_eval_an_ordinal_label_reads_the_same_as_a_string_or_in_a_list(tmp_path: Path) -> None:
+    # "how much is the second one?": labelled "ordinal:2" or ["ordinal:2"], the same case.
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        '{"text": "a", "intent": "product_cost", "products": "ordinal:2"}\n'
+        '{"text": "b", "intent": "product_cost", "products": ["ordinal:2"]}\n',
+        encoding="utf-8",
+    )
+    first, second = read_cases(path)
+    assert first.ordinal == second.ordinal == 2
+    assert first.products is None and second.products is None
