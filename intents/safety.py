@@ -374,8 +374,12 @@ class SafetyScreen:
         return False
 
     def is_self_harm(self, normalized: str) -> bool:
-        """Whether the message speaks of suicide or self-harm."""
-        return bool(self.self_harm.search(normalized))
+        """Whether the message speaks of suicide or self-harm, figures of speech aside."""
+        return bool(self.self_harm.search(self._literal(normalized)))
+
+    def _literal(self, normalized: str) -> str:
+        """The text without its figures of speech ("this paperwork is killing me")."""
+        return self.figurative.sub(" ", normalized) if self.figurative is not None else normalized
 
     def is_overdose(self, normalized: str) -> bool:
         """Whether the message tells of too much of a medicine or a poison taken."""
@@ -388,7 +392,7 @@ class SafetyScreen:
         unless the message is plainly calm (history, a normal reading, or a question that tells of
         no one's trouble now): recall first, since a false alarm costs one sentence.
         """
-        if self.self_harm.search(normalized):
+        if self.is_self_harm(normalized):
             return "self_harm"
         if self.is_overdose(normalized) and any(t in self.subjects for t in tokens_of(normalized)):
             return "overdose"
@@ -410,7 +414,7 @@ class SafetyScreen:
         return probability >= self.model.threshold
 
     def _rules_catch(self, text: str) -> bool:
-        return bool(self.self_harm.search(text) or self.is_overdose(text) or self._rules_say_emergency(text))
+        return bool(self.is_self_harm(text) or self.is_overdose(text) or self._rules_say_emergency(text))
 
     def is_emergency(self, normalized: str) -> bool:
         """Whether the message may describe urgent trouble happening now."""
@@ -450,9 +454,15 @@ class SafetyScreen:
         # A reading past its limit is told, not asked about, unless the question is about no one.
         if set(self.vitals.positions(tokens)) & set(signs) and (person or not question):
             return True
-        if self.not_now.search(sentence):
+        asked = self.not_now.search(sentence)
+        told_now = self.now_phrases is not None and self.now_phrases.search(sentence)
+        if asked and told_now and person and len(tokens_of(sentence[: asked.start()])) > max(signs):
+            # "tonight he tried to sign his name and it was just scribbles, is that normal or should
+            # we wait?": the question comes after a report of tonight, and asks about it.
+            return True
+        if asked:
             return False
-        if self.now_phrases is not None and self.now_phrases.search(sentence):
+        if told_now:
             return True
         # A report about someone ("chest pain after my infusion") or a bare statement that is not
         # a question ("yellow eyes and dark urine after hemgenix") is taken as happening now.

@@ -44,7 +44,7 @@ def test_safety_every_emergency_is_urgent(assistant: Assistant, name: str) -> No
 @pytest.mark.parametrize("name", CALM_SETS)
 def test_safety_no_question_is_urgent(assistant: Assistant, name: str) -> None:
     rows = _rows(name)
-    assert len(rows) >= 40
+    assert len(rows) >= 30
     false_urgent = [r["text"] for r in rows if assistant.reply(r["text"]).urgent]
     assert false_urgent == []
 
