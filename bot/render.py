@@ -218,6 +218,10 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             auto_reload=False,
+            # A plain dict for the templates loaded by name: every answer that extends a base
+            # template loads it again, and jinja's LRU cache takes a lock and reorders a deque
+            # on each hit. The templates are the catalog's few files, so it stays small.
+            cache_size=-1,
         )
         self.env.filters.update(join_words=_join, month_year=partial(_month_year, words.months))
         self.env.globals.update(
