@@ -19,6 +19,7 @@ import json
 import math
 import re
 import sys
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,9 +321,11 @@ class EmergencyModel:
         # The urgent label's lead over the calm one, per weight row, and the size of both, for
         # `reaches`: a sum of Python floats where numpy's many small calls cost far more.
         urgent, calm = self.model.labels.index("urgent"), self.model.labels.index("calm")
+        # Arrays of doubles, not lists of float objects: a fifth of the memory, so the few rows
+        # a message reads are cheaper to reach; they hold the same values.
         rows: list[list[float]] = self.model.weights.tolist()
-        self._lead = [row[urgent] - row[calm] for row in rows]
-        self._size = [abs(row[urgent]) + abs(row[calm]) for row in rows]
+        self._lead = array("d", [row[urgent] - row[calm] for row in rows])
+        self._size = array("d", [abs(row[urgent]) + abs(row[calm]) for row in rows])
         bias: list[float] = self.model.bias.tolist()
         self._bias_lead = bias[urgent] - bias[calm]
         self._bias_size = abs(bias[urgent]) + abs(bias[calm])
