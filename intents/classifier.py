@@ -156,6 +156,9 @@ class LinearModel:
 
     def rows(self, text: str) -> list[int]:
         """The weight rows of the features of one masked text, in row order."""
+        if not self.pieces:
+            # A word without pieces is one feature: looked up directly, as fast as its memo.
+            return sorted({row for row in map(self.index.get, features(text, False)) if row is not None})
         words = text.split() or ["empty"]
         found: set[int] = set()
         for word in words:
