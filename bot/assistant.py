@@ -215,13 +215,15 @@ class Assistant:
 
     def _ruled_out(self, resolution: Resolution) -> set[str]:
         """Conditions and groups the message excludes: "cell therapy for solid tumors, not blood cancer"."""
+        named = [m for m in resolution.mentions if m.kind in ("condition", "group")]
+        if not named:
+            return set()  # most messages name neither, and the words need not be read then
         words = [t.text for t in resolution.doc]
         before = self.catalog.scope.negations
         return {
             m.id
-            for m in resolution.mentions
-            if m.kind in ("condition", "group")
-            and any(" ".join(words[max(0, m.start - len(n.split())) : m.start]) == n for n in before)
+            for m in named
+            if any(" ".join(words[max(0, m.start - len(n.split())) : m.start]) == n for n in before)
         }
 
     def _questions(self, text: str) -> tuple[str | None, list[str]]:

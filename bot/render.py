@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from jinja2 import (
@@ -73,10 +73,11 @@ def _month_year(months: list[str], date: str | None) -> str:
     return parts[0]
 
 
-@dataclass(frozen=True)
-class UsedFact:
+class UsedFact(NamedTuple):
     """One sourced knowledge entry a template read, with the product, condition or topic it is of."""
 
+    # A named tuple, not a frozen dataclass: one is made per sourced read, several per answer,
+    # and a frozen dataclass sets each field through object.__setattr__.
     fact: KnowledgeModel
     owner: KnowledgeModel | None
 
@@ -105,8 +106,14 @@ def _is_sourced(obj: object) -> bool:
     return isinstance(obj, KnowledgeModel) and isinstance(getattr(obj, "sources", None), list)
 
 
+#: The plain types themselves, tested before isinstance: most values read are exactly one.
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
 def _track(value: Any, owner: KnowledgeModel | None) -> Any:
-    return value if isinstance(value, _PLAIN) else _Tracked(value, owner)
+    if type(value) in _PLAIN_TYPES or isinstance(value, _PLAIN):
+        return value
+    return _Tracked(value, owner)
 
 
 def _plain(value: Any) -> Any:
@@ -131,9 +138,10 @@ class _Tracked:
     def __getattr__(self, name: str) -> Any:
         obj = self._obj
         value = getattr(obj, name)
-        reading = _reading.get()
-        if reading is not None and name != "sources" and _is_sourced(obj):
-            reading.append(UsedFact(obj, self._owner))
+        if name != "sources" and _is_sourced(obj):
+            reading = _reading.get()
+            if reading is not None:
+                reading.append(UsedFact(obj, self._owner))
         return _track(value, self._owner)
 
     def __getitem__(self, key: Any) -> Any:
@@ -210,6 +218,10 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             auto_reload=False,
+            # A plain dict for the templates loaded by name: every answer that extends a base
+            # template loads it again, and jinja's LRU cache takes a lock and reorders a deque
+            # on each hit. The templates are the catalog's few files, so it stays small.
+            cache_size=-1,
         )
         self.env.filters.update(join_words=_join, month_year=partial(_month_year, words.months))
         self.env.globals.update(
@@ -385,9 +397,7 @@ class Renderer:
         used: list[UsedFact] = []
         token = _reading.set(used)
         try:
-            text = compiled.render(
-                **{k: v if isinstance(v, _PLAIN) else _Tracked(v, None) for k, v in context.items()}
-            )
+            text = compiled.render(**{k: _track(v, None) for k, v in context.items()})
         finally:
             _reading.reset(token)
         return Rendered(text=_tidy(text), used=used)

@@ -9,9 +9,10 @@ so a misspelt word still shares most of its pieces with the right one.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,13 +140,40 @@ class LinearModel:
                 param -= rate * m_hat / (np.sqrt(v_hat) + 1e-8)
         return cls(label_list, index, weights.astype(np.float32), bias.astype(np.float32), pieces)
 
+    def __post_init__(self) -> None:
+        # A word's own features (the word and its pieces) are the same rows wherever it stands,
+        # and messages share most of their words, so those rows are looked up once per word.
+        # Only the index is read, which training never changes after the model is made.
+        self._word_rows: Callable[[str], tuple[int, ...]] = functools.lru_cache(maxsize=8192)(
+            self._rows_of_word
+        )
+
+    def _rows_of_word(self, word: str) -> tuple[int, ...]:
+        names = [f"w:{word}"]
+        if self.pieces and len(word) > _PIECE + 1 and not (word.startswith("x") and word.endswith("x")):
+            names += [f"c:{word[i : i + _PIECE]}" for i in range(len(word) - _PIECE + 1)]
+        return tuple(row for row in map(self.index.get, names) if row is not None)
+
+    def rows(self, text: str) -> list[int]:
+        """The weight rows of the features of one masked text, in row order."""
+        if not self.pieces:
+            # A word without pieces is one feature: looked up directly, as fast as its memo.
+            return sorted({row for row in map(self.index.get, features(text, False)) if row is not None})
+        words = text.split() or ["empty"]
+        found: set[int] = set()
+        for word in words:
+            found.update(self._word_rows(word))
+        pairs = map(self.index.get, [f"b:{a} {b}" for a, b in itertools.pairwise(["<s>", *words, "</s>"])])
+        found.update(row for row in pairs if row is not None)
+        return sorted(found)
+
     def predict(self, text: str) -> dict[str, float]:
         """The probability of each label for one masked text."""
         # Summed in row order, not in the order of a set of strings (which changes with each
         # process's hash seed), so that the same text always gets the same float32 probabilities.
-        # One dict lookup per feature; take() copies the rows as indexing does, at a third of its
-        # cost, and the ufuncs' own reduce skips the Python wrappers of ndarray.sum and .max.
-        rows = sorted({row for row in map(self.index.get, features(text, self.pieces)) if row is not None})
+        # take() copies the rows as indexing does, at a third of its cost, and the ufuncs' own
+        # reduce skips the Python wrappers of ndarray.sum and .max.
+        rows = self.rows(text)
         logits = self.bias + (np.add.reduce(self.weights.take(rows, axis=0), axis=0) if rows else 0.0)
         logits = logits - np.maximum.reduce(logits)
         probs = np.exp(logits)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import sys
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,6 +290,18 @@ def load_vitals() -> Vitals:
     return Vitals()
 
 
+#: More than the relative error of float32 exp, sum and division in a two-label softmax.
+_P_ROUNDING = 1e-5
+
+
+def _sigmoid(lead: float) -> float:
+    """The urgent label's softmax probability for its logit lead, in double precision."""
+    if lead >= 0:
+        return 1.0 / (1.0 + math.exp(-lead))
+    power = math.exp(lead)
+    return power / (1.0 + power)
+
+
 @dataclass
 class EmergencyModel:
     """A two-label classifier (urgent or not) and the threshold set for recall.
@@ -303,9 +317,42 @@ class EmergencyModel:
     threshold: float
     held_out: dict[str, float]
 
+    def __post_init__(self) -> None:
+        # The urgent label's lead over the calm one, per weight row, and the size of both, for
+        # `reaches`: a sum of Python floats where numpy's many small calls cost far more.
+        urgent, calm = self.model.labels.index("urgent"), self.model.labels.index("calm")
+        # Arrays of doubles, not lists of float objects: a fifth of the memory, so the few rows
+        # a message reads are cheaper to reach; they hold the same values.
+        rows: list[list[float]] = self.model.weights.tolist()
+        self._lead = array("d", [row[urgent] - row[calm] for row in rows])
+        self._size = array("d", [abs(row[urgent]) + abs(row[calm]) for row in rows])
+        bias: list[float] = self.model.bias.tolist()
+        self._bias_lead = bias[urgent] - bias[calm]
+        self._bias_size = abs(bias[urgent]) + abs(bias[calm])
+
     def probability(self, normalized: str) -> float:
         """The probability that the message reports an emergency now."""
         return self.model.predict(normalized)["urgent"]
+
+    def reaches(self, normalized: str, threshold: float) -> bool:
+        """Whether ``probability(normalized) >= threshold``, always as that comparison decides.
+
+        The logit lead is summed in double precision, and the float32 sums, softmax and rounding
+        of ``probability`` can move it by no more than ``slack``: outside that band its side of
+        the threshold is the computed probability's side, and inside it the probability decides.
+        """
+        rows = self.model.rows(normalized)
+        lead = self._bias_lead + sum([self._lead[row] for row in rows])
+        size = self._bias_size + sum([self._size[row] for row in rows])
+        # Float32 sums of n terms in any order are off by at most (n - 1) * 2**-24 of the sum of
+        # their sizes; the bias and the softmax add a few roundings more, counted here with room.
+        slack = 4 * (len(rows) + 4) * 2.0**-24 * size + 1e-9
+        low, high = _sigmoid(lead - slack), _sigmoid(lead + slack)
+        if low * (1 - _P_ROUNDING) >= threshold:
+            return True
+        if high * (1 + _P_ROUNDING) < threshold:
+            return False
+        return self.probability(normalized) >= threshold
 
     def is_urgent(self, normalized: str) -> bool:
         """Whether the model's probability reaches the threshold."""

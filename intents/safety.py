@@ -7,8 +7,9 @@ applies them. An emergency needs a sign of trouble told as happening now:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -286,6 +287,9 @@ class SafetyScreen:
         )
         self.common = common_words
         self.known = known
+        # Whether a word is a misspelt sign depends on the word alone, and words repeat from
+        # message to message: rapidfuzz is asked once per word, not once per message.
+        self._misspelt: Callable[[str], bool] = functools.lru_cache(maxsize=8192)(self._misspelt_sign)
         self._extra = (tuple(extra_urgent), tuple(extra_calm))
         # The second opinion, last: its threshold is set on what the rules above miss.
         self.model = model if model is not None else load_model(extra_urgent, extra_calm, self._rules_catch)
@@ -332,12 +336,17 @@ class SafetyScreen:
     def _sign_positions(self, tokens: list[str]) -> list[int]:
         joined = " ".join(tokens)
         positions = [joined[:start].count(" ") for start in self._sign_starts(joined)]
-        for index, token in enumerate(tokens):
-            unknown = len(token) >= 5 and token not in self.common and token not in self.known
-            if unknown and process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=85):
-                positions.append(index)
+        positions += [
+            index for index, token in enumerate(tokens) if len(token) >= 5 and self._misspelt(token)
+        ]
         positions += self.vitals.positions(tokens)
         return sorted(set(positions))
+
+    def _misspelt_sign(self, token: str) -> bool:
+        unknown = token not in self.common and token not in self.known
+        return unknown and bool(
+            process.extractOne(token, self.fuzzy_signs, scorer=fuzz.ratio, score_cutoff=85)
+        )
 
     def _told_as_now(self, tokens: list[str], signs: list[int]) -> bool:
         """A subject, then a present verb, then the sign, each within a few words.
@@ -408,10 +417,9 @@ class SafetyScreen:
         A story's background (a diagnosis, missed school, a long drive to the clinic) pushes the
         model up with no sign of trouble now, which the rules would have found.
         """
-        probability = self.model.probability(normalized)
         if len(normalized.split()) > self.tense.story_words:
-            return probability >= max(self.model.threshold, self.tense.story_probability)
-        return probability >= self.model.threshold
+            return self.model.reaches(normalized, max(self.model.threshold, self.tense.story_probability))
+        return self.model.reaches(normalized, self.model.threshold)
 
     def _rules_catch(self, text: str) -> bool:
         return bool(self.is_self_harm(text) or self.is_overdose(text) or self._rules_say_emergency(text))

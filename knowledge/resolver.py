@@ -62,6 +62,11 @@ def normalize(text: str) -> str:
     return text.lower()
 
 
+#: A one-word name cut short: at least this many letters typed, at most this many missing.
+_CUT_SHORT_MIN = 5
+_CUT_SHORT_BY = 4
+
+
 def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
@@ -179,6 +184,13 @@ class Resolver:
         self.fuzzy_words = [form for form in self.names if len(form) >= 5 and " " not in form]
         self.fuzzy_pairs = [form for form in self.names if len(form) >= 5 and form.count(" ") == 1]
         self.fuzzy_squashed = [form for form in self.squashed if " " not in form]
+        # The one-word names a query of five letters or more may be the start of, up to four
+        # letters short, by that start: found once here, not by a pass over every name per word.
+        self._cut_short: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for form, targets in self.names.items():
+            if " " not in form:
+                for length in range(max(_CUT_SHORT_MIN, len(form) - _CUT_SHORT_BY), len(form) + 1):
+                    self._cut_short[form[:length]] |= targets
         # A group's own one-word name, long enough to tell apart ("leukemia", "lymphoma"), may be
         # misspelt ("leukmia"); its aliases and short names are everyday words and must match exactly.
         self.fuzzy_groups = frozenset(
@@ -351,13 +363,8 @@ class Resolver:
             )
             # A one-word name cut short by a few letters ("zolgens") is a strong hint when only
             # one product's name starts so.
-            starts = {
-                t
-                for form, ts in self.names.items()
-                if " " not in form and form.startswith(squashed) and len(form) - len(squashed) <= 4
-                for t in ts
-            }
-            if len(squashed) >= 5 and len({t for t in starts if t[0] == "product"}) == 1:
+            starts = self._cut_short.get(squashed, set()) if len(squashed) >= _CUT_SHORT_MIN else set()
+            if len({t for t in starts if t[0] == "product"}) == 1:
                 for target in starts:
                     scores[target] = max(scores.get(target, 0.0), 86.0)
         for form, score, _ in results:

@@ -146,3 +146,29 @@ def test_emergency_model_survives_a_corrupt_entry(
     assert model.held_out == screen.model.held_out
     assert np.array_equal(model.model.weights, screen.model.model.weights)
     assert (entry / damaged).stat().st_size > 20  # written again
+
+
+def _all_texts() -> list[str]:
+    from knowledge.resolver import normalize
+
+    texts = [row["text"] for path in sorted(DATA.glob("*.jsonl")) for row in _rows(path.name)]
+    return [" ".join(normalize(t).split()) for t in texts] + ["", "102.5"]
+
+
+def test_emergency_model_reaches_decides_as_the_probability_does(assistant: Assistant) -> None:
+    model = assistant.matcher.screen.model
+    for text in _all_texts():
+        probability = model.probability(text)
+        # The thresholds in use, others, and the probability itself and its float neighbours.
+        edges = [float(np.nextafter(probability, 1)), float(np.nextafter(probability, 0))]
+        for threshold in (model.threshold, 0.05, 0.5, 0.9, probability, *edges):
+            assert model.reaches(text, threshold) == (probability >= threshold), (text, threshold)
+
+
+def test_emergency_model_rows_are_the_rows_of_the_features(assistant: Assistant) -> None:
+    from intents.classifier import features
+
+    for linear in (assistant.matcher.screen.model.model, assistant.matcher.model):
+        for text in [*_all_texts(), "xproductx costs", "   "]:
+            named = {linear.index.get(f) for f in features(text, linear.pieces)} - {None}
+            assert linear.rows(text) == sorted(named), text

@@ -106,3 +106,20 @@ def test_resolver_finds_conditions_by_lay_names(assistant: Assistant) -> None:
         assert condition in assistant.resolver.resolve(f"is there a treatment for {text}").ids("condition"), (
             text
         )
+
+
+def test_resolver_names_cut_short_are_found_as_a_pass_over_every_name_finds_them(
+    assistant: Assistant,
+) -> None:
+    resolver = assistant.resolver
+    one_word = [form for form in resolver.names if " " not in form]
+    queries = {form[:cut] for form in one_word for cut in range(1, len(form) + 1)} | {"zolgens", "xyzzyq"}
+    for query in queries:
+        scanned = {
+            target
+            for form in one_word
+            if form.startswith(query) and len(form) - len(query) <= 4
+            for target in resolver.names[form]
+        }
+        found = resolver._cut_short.get(query, set()) if len(query) >= 5 else set()
+        assert found == (scanned if len(query) >= 5 else set()), query
