@@ -7,6 +7,7 @@ against them when it is loaded, and applies it to a :class:`~bot.turn.Turn`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,19 +175,38 @@ class Decider:
         if turn.products or turn.others:
             return [], ""
         assert turn.resolution is not None
+        # Several rules ask it of the same turn: worked out once for what it reads.
+        pool, how = self._described(
+            turn.normalized,
+            turn.resolution.masked,
+            tuple(turn.conditions),
+            tuple(turn.groups),
+            tuple(turn.topics),
+        )
+        return list(pool), how
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - one Decider lives as long as the process
+    def _described(
+        self,
+        normalized: str,
+        masked: str,
+        conditions: tuple[str, ...],
+        groups: tuple[str, ...],
+        topics: tuple[str, ...],
+    ) -> tuple[tuple[Product, ...], str]:
         pool = self.kb.listed_products()
         how = ""
-        treated = set(turn.conditions) | {c.id for g in turn.groups for c in self.kb.conditions_under(g)}
+        treated = set(conditions) | {c.id for g in groups for c in self.kb.conditions_under(g)}
         if treated:
             pool, how = [p for p in pool if treated & set(p.conditions)], "condition"
-        cls = self.class_of(turn)
+        cls = next((t for t in topics if self.kb.class_members(t)), None)
         if cls is not None:
             members = {p.id for p in self.kb.class_members(cls)}
             pool, how = [p for p in pool if p.id in members], how or "class"
         # The words left once names are masked ("gene therapy" already narrowed as a class), as
         # typed: a lemma ("based" -> "base") is no maker's or technology's name.
-        typed = {w.strip("?.!,") for w in turn.normalized.split()}
-        said = {w for w in turn.resolution.masked.split() if w in typed}
+        typed = {w.strip("?.!,") for w in normalized.split()}
+        said = {w for w in masked.split() if w in typed}
         # Only a maker's or technology's words that few products carry count ("pfizer", not
         # "genetic"; what a product treats narrowed above, as a condition named, or not at all:
         # "complete" of "complete DiGeorge anomaly" is no description), and only in a message that
@@ -198,8 +218,8 @@ class Decider:
             else []
         )
         if by_words and len(by_words) < len(pool):
-            return by_words, "words"
-        return (pool if how else []), how
+            return tuple(by_words), "words"
+        return (tuple(pool) if how else ()), how
 
     def if_described_one(self, turn: Turn) -> bool:
         pool, how = self.described(turn)

@@ -384,7 +384,10 @@ class SafetyScreen:
 
     def is_self_harm(self, normalized: str) -> bool:
         """Whether the message speaks of suicide or self-harm, figures of speech aside."""
-        return bool(self.self_harm.search(self._literal(normalized)))
+        # Figures of speech are taken out only where a rule matched: most messages match none.
+        return bool(self.self_harm.search(normalized)) and bool(
+            self.self_harm.search(self._literal(normalized))
+        )
 
     def _literal(self, normalized: str) -> str:
         """The text without its figures of speech ("this paperwork is killing me")."""

@@ -150,7 +150,14 @@ class KnowledgeBase:
 
     def listed_products(self) -> list[Product]:
         """Products to show in lists: every product except the members of a family."""
-        return sorted((p for p in self.products.values() if p.family is None), key=lambda p: p.brand.lower())
+        return list(self._listed)
+
+    @functools.cached_property
+    def _listed(self) -> tuple[Product, ...]:
+        # Sorted once: the knowledge base does not change once loaded, and lists are asked often.
+        return tuple(
+            sorted((p for p in self.products.values() if p.family is None), key=lambda p: p.brand.lower())
+        )
 
     def products_for_condition(self, condition_id: str) -> list[Product]:
         """Listed products that treat a condition, by brand."""
@@ -187,6 +194,17 @@ class KnowledgeBase:
 
     def class_members(self, topic_id: str) -> list[Product]:
         """Listed products of a class of therapy (CAR-T, AAV gene therapy...), by brand."""
+        members = self._members.get(topic_id)
+        if members is None:
+            members = self._members[topic_id] = tuple(self._class_members(topic_id))
+        return list(members)
+
+    @functools.cached_property
+    def _members(self) -> dict[str, tuple[Product, ...]]:
+        # Asked of several topics in every reply; the knowledge base does not change once loaded.
+        return {}
+
+    def _class_members(self, topic_id: str) -> list[Product]:
         topic = self.topics.get(topic_id)
         if topic is None or topic.members is None:
             return []
@@ -199,16 +217,39 @@ class KnowledgeBase:
             or p.cell_source in rule.cell_sources
         ]
 
+    @functools.cached_property
+    def _product_words(self) -> dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]]:
+        """Each product's maker, technology and condition words, worked out once."""
+        return {
+            pid: (
+                frozenset(self._maker_words(pid)),
+                frozenset(self._technology_words(pid)),
+                frozenset(self._condition_words(pid)),
+            )
+            for pid in self.products
+        }
+
     def descriptors(self, product_id: str) -> set[str]:
         """Lowercase words a person may use to pick a product out of a list ("the one from BMS").
 
         The maker's name and the companies in its history, with their initials ("Bristol Myers
         Squibb": bms), and the names and aliases of the product's technologies ("the CRISPR one").
         """
-        return self.maker_words(product_id) | self.technology_words(product_id)
+        return set(self.maker_words(product_id) | self.technology_words(product_id))
 
-    def maker_words(self, product_id: str) -> set[str]:
+    def maker_words(self, product_id: str) -> frozenset[str]:
         """The words of the maker's name and history, with initials ("bms", "j&j")."""
+        return self._product_words[product_id][0]
+
+    def technology_words(self, product_id: str) -> frozenset[str]:
+        """The words of the names and aliases of the product's technologies ("crispr", "lentiviral")."""
+        return self._product_words[product_id][1]
+
+    def condition_words(self, product_id: str) -> frozenset[str]:
+        """Lowercase words of what a product treats, to pick it out ("the prostate one")."""
+        return self._product_words[product_id][2]
+
+    def _maker_words(self, product_id: str) -> set[str]:
         product = self.products[product_id]
         names: list[str] = []
         if product.maker is not None:
@@ -226,8 +267,7 @@ class KnowledgeBase:
             words |= {f"{a[0]}&{b[0]}".lower() for a, b in re.findall(r"\b([A-Z]\w*) & ([A-Z]\w*)", name)}
         return words
 
-    def technology_words(self, product_id: str) -> set[str]:
-        """The words of the names and aliases of the product's technologies ("crispr", "lentiviral")."""
+    def _technology_words(self, product_id: str) -> set[str]:
         words: set[str] = set()
         for tech in self.products[product_id].technologies:
             topic = self.topics.get(tech)
@@ -236,8 +276,7 @@ class KnowledgeBase:
                     words |= set(re.findall(r"[a-z0-9]+", name.lower()))
         return words
 
-    def condition_words(self, product_id: str) -> set[str]:
-        """Lowercase words of what a product treats, to pick it out ("the prostate one")."""
+    def _condition_words(self, product_id: str) -> set[str]:
         names = [
             name
             for cid in self.products[product_id].conditions
@@ -277,7 +316,7 @@ class KnowledgeBase:
             marks = {p.id: self._marks.get(p.id) or self._marks_of(p.id) for p in pool}
         else:
             marks = {
-                p.id: self.maker_words(p.id)
+                p.id: set(self.maker_words(p.id))
                 | (self.technology_words(p.id) - ordinary)
                 | (self.condition_words(p.id) if uses else set())
                 for p in pool
