@@ -23,7 +23,7 @@ from bot.session import Context, SessionStore
 from bot.turn import PRONOUNS, Turn
 from intents.catalog import DATA_DIR as INTENTS_DIR
 from intents.catalog import Catalog, load_catalog
-from intents.matcher import IntentMatcher
+from intents.matcher import IntentMatcher, Prediction
 from knowledge.loader import DATA_DIR as KNOWLEDGE_DIR
 from knowledge.loader import KnowledgeBase, load_knowledge
 from knowledge.resolver import Resolution, Resolver, normalize
@@ -165,13 +165,7 @@ class Assistant:
         turn.topics = resolution.ids("topic") if signal or context.products else strong
         safety = self.matcher.safety(normalized, in_domain=signal or bool(context.products))
         if safety is not None:
-            turn.prediction = safety
-            turn.intent, turn.confidence, turn.reason = safety.intent, safety.confidence, safety.reason
-            if safety.intent == "personal_advice":
-                if turn.others and not (turn.products or turn.topics):
-                    turn.intent, turn.reason = "out_of_scope", "other_medicine"
-                elif not turn.products and self.conversation.is_follow_up(turn, context):
-                    turn.products, turn.from_context = list(context.products), True
+            self._apply_safety(turn, safety, context)
             return turn
         if turn.language is not None:
             turn.intent, turn.confidence, turn.reason = "out_of_scope", 0.9, "language"
@@ -225,6 +219,17 @@ class Assistant:
             for m in named
             if any(" ".join(words[max(0, m.start - len(n.split())) : m.start]) == n for n in before)
         }
+
+    def _apply_safety(self, turn: Turn, safety: Prediction, context: Context) -> None:
+        """An emergency or a personal decision: the safety verdict, with the product it is about."""
+        turn.prediction = safety
+        turn.intent, turn.confidence, turn.reason = safety.intent, safety.confidence, safety.reason
+        if safety.intent == "personal_advice" and turn.others and not (turn.products or turn.topics):
+            turn.intent, turn.reason = "out_of_scope", "other_medicine"
+        elif not turn.products and context.products and self.conversation.is_follow_up(turn, context):
+            # "Should he take it?", "103 fever, got it 4 days ago": the treatment talked about, so
+            # that the answer (and the emergency team) hear which.
+            turn.products, turn.from_context = list(context.products), True
 
     def _questions(self, text: str) -> tuple[str | None, list[str]]:
         """The masked question the intent is read from, and the other questions asked with it.

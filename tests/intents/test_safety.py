@@ -222,3 +222,20 @@ def test_safety_word_rules_find_what_the_whole_alternation_finds(assistant: Assi
         expected, found = whole.search(text), rules.search(text)
         assert (found and found.span()) == (expected and expected.span()), text
     assert _WordRules(["\\ba(b)\\1"])._openings is None
+
+
+PRODUCTS = sorted(p.id for p in load_knowledge().listed_products())
+
+
+@pytest.mark.parametrize("product_id", PRODUCTS)
+def test_safety_emergency_answer_names_the_treatment_for_the_emergency_team(
+    assistant: Assistant, product_id: str
+) -> None:
+    brand = load_knowledge().products[product_id].brand
+    reply = assistant.reply(f"my dad got {brand} last week and now he has a 104 fever and is shaking")
+    assert reply.urgent and f"about the {brand} treatment" in reply.text, reply.text
+    # Told in a conversation about it, "it" is that treatment.
+    session = f"urgent:{product_id}"
+    assistant.reply(f"what is {brand}?", session=session)
+    follow = assistant.reply("he has a 103 fever now and shivering, got it 4 days ago", session=session)
+    assert follow.urgent and f"about the {brand} treatment" in follow.text, follow.text
