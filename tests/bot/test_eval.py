@@ -51,9 +51,10 @@ def test_eval_probe_set_of_messy_questions(assistant: Assistant) -> None:
 # scored once before anything was fixed from it; they stay as regression floors, set at the figure
 # they score today, so a change that makes the bot worse on unseen-style questions fails here.
 BLIND_FLOORS = {
-    "final_2026-12-03.jsonl": 0.79,
-    "final_2026-12-04.jsonl": 0.81,
-    "final_2026-12-04b.jsonl": 0.69,
+    "final_2026-12-03.jsonl": 0.80,
+    "final_2026-12-04.jsonl": 0.88,
+    "final_2026-12-04b.jsonl": 0.80,
+    "final_2026-12-04c.jsonl": 0.80,
 }
 
 
