@@ -6,6 +6,7 @@ Shared by the assistant and ``cgt-bot check``; no model is downloaded.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import cast
 
 import spacy
-import spacy_lookups_data
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.lookups import Lookups
@@ -65,22 +65,19 @@ def build_nlp(keep: frozenset[str] | None = None) -> Language:
         keep (frozenset[str] | None): when given, only the lemma entries whose word form or lemma
             is one of these words are kept. The bot's decisions read lemmas only of words its
             data knows (catalog examples, names, rules, common English), and a table of those is a
-            tenth of the full one, read in a tenth of the time. Built once from spacy-lookups-data
-            and cached by the words it keeps.
+            tenth of the full one, read in a tenth of the time. Built once from the shipped
+            English table (``LEMMA_TABLE``) and cached by the words it keeps.
     """
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "cgt_bot.english_tokenizer.v1"}}})
     # add_pipe is typed as returning any pipe; the "lemmatizer" factory makes a Lemmatizer.
     lemmatizer = cast(Lemmatizer, nlp.add_pipe("lemmatizer", config={"mode": "lookup"}))
-    # The table is what spacy-lookups-data holds, cut by the words kept, in spaCy's format.
-    key = cache_key(sorted(keep or ()), bool(keep), libraries=[spacy, spacy_lookups_data])
+    # The table is the shipped English one, cut by the words kept, in spaCy's format.
+    key = cache_key(sorted(keep or ()), bool(keep), _table_bytes(), libraries=[spacy])
     # Recorded with the pipeline, so that what is trained on its lemmas is keyed by the table.
     nlp.meta["lemma_table"] = key
 
     def build() -> Lemmatizer:
-        if keep:
-            lemmatizer.initialize(lookups=_kept_lemmas(keep))
-        else:
-            nlp.initialize()
+        lemmatizer.initialize(lookups=_kept_lemmas(keep))
         return lemmatizer
 
     cached(
@@ -93,13 +90,21 @@ def build_nlp(keep: frozenset[str] | None = None) -> Language:
     return nlp
 
 
-def _kept_lemmas(keep: frozenset[str]) -> Lookups:
-    """The English lemma table of spacy-lookups-data, cut down to the entries ``keep`` needs."""
-    # spaCy's tables hold hashed keys; the words come from the package's own JSON file.
-    source = Path(spacy_lookups_data.__file__).parent / "data" / "en_lemma_lookup.json.gz"
-    with gzip.open(source, "rt", encoding="utf-8") as handle:
-        entries = json.load(handle)
-    kept = {form: lemma for form, lemma in entries.items() if form in keep or lemma in keep}
+#: spaCy's English lemma lookup table (spacy-lookups-data 1.0.5, MIT, see the LICENSE beside
+#: it): 200 KB shipped here in place of that 99 MB package of every language's tables.
+LEMMA_TABLE = Path(__file__).resolve().parent / "data" / "en_lemma_lookup.json.gz"
+
+
+@functools.cache
+def _table_bytes() -> bytes:
+    return LEMMA_TABLE.read_bytes()
+
+
+def _kept_lemmas(keep: frozenset[str] | None) -> Lookups:
+    """The English lemma table, cut down to the entries ``keep`` needs (all of it without)."""
+    # spaCy's tables hold hashed keys; the words come from the JSON file itself.
+    entries = json.loads(gzip.decompress(_table_bytes()).decode("utf-8"))
+    kept = {form: lemma for form, lemma in entries.items() if keep is None or form in keep or lemma in keep}
     lookups = Lookups()
     lookups.add_table("lemma_lookup", kept)
     return lookups

@@ -2,7 +2,8 @@
 
 The resolver never fuzzy-matches a common English word onto a product name ("revenge" is
 not "Provenge"). Loading the full frequency table takes seconds, so the common part is
-kept as a small text file. Run: python scripts/make_common_words.py
+kept as a small text file. The package is no dependency of cgt-bot; for this script only:
+pip install spacy-lookups-data && python scripts/make_common_words.py
 """
 
 from __future__ import annotations
