@@ -135,10 +135,13 @@ class Conversation:
             return
         if not picked:
             return
+        picked_by_use = bool(turn.conditions or turn.groups)
         turn.products, turn.from_context = [p.id for p in picked], True
         turn.conditions, turn.groups = [], []
-        # Read the question again with the picked products in place of "the second one".
+        # Read the question again with the picked products in place of "the second one" (and of
+        # the condition that picked them: "the hemophilia A one, how much?").
         refer = set(scope.ordinals) | set(scope.list_words) | set(scope.other_words) | {"one", "the"}
+        refer |= {"xconditionx", "xgroupx"} if picked_by_use else set()
         masked = " ".join(
             "xproductx" if w.strip("?.!,") in refer or w.strip("?.!,").isdigit() else w
             for w in turn.resolution.masked.split()

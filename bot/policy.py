@@ -252,6 +252,12 @@ class Decider:
     def if_asks_about_age(self, turn: Turn) -> bool:
         return bool(self._age_words & {w.strip("?.!,") for w in turn.normalized.split()})
 
+    def if_only_a_condition(self, turn: Turn) -> bool:
+        """The message is a condition or a group of them and nothing else ("lymphoma?")."""
+        assert turn.resolution is not None
+        words = [w for w in turn.resolution.masked.split() if w.strip("?.!,")]
+        return bool(words) and all(w.strip("?.!,") in ("xconditionx", "xgroupx") for w in words)
+
     def if_only_a_term(self, turn: Turn) -> bool:
         """The message is one named idea and nothing else ("ICANS?", "REMS"): what it is."""
         assert turn.resolution is not None

@@ -702,3 +702,26 @@ def test_understanding_a_list_of_a_family_names_every_licence(assistant: Assista
         pytest.xfail(f"read as {reply.intent}")  # the classifier's reading; measured by eval
     for member in KB.members(family_id):
         assert member.brand in reply.text, (member.brand, reply.text)
+
+
+@pytest.mark.parametrize("group_id", GROUPS)
+def test_understanding_an_umbrella_condition_alone_asks_what_treats_it(
+    assistant: Assistant, group_id: str
+) -> None:
+    reply = assistant.reply(f"{KB.groups[group_id].name}?")
+    assert reply.intent == "condition_treatments", reply.text
+    for product in KB.products_under(group_id):
+        assert product.brand in reply.text, (product.brand, reply.text)
+
+
+@pytest.mark.parametrize("group_id", LISTS)
+def test_understanding_the_condition_one_how_much_is_its_price(assistant: Assistant, group_id: str) -> None:
+    shown = _shown(group_id, f"use-cost:{group_id}", assistant)
+    picks = [(p, c) for p in shown if (c := _own_condition(p.id, shown))]
+    if not picks:
+        pytest.skip("every condition here is treated by several listed products")
+    product, condition = picks[0]
+    reply = assistant.reply(
+        f"the {KB.conditions[condition].name} one, how much?", session=f"use-cost:{group_id}"
+    )
+    assert reply.intent == "product_cost" and reply.products == [product.id], reply.text
