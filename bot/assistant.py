@@ -35,17 +35,6 @@ log = logging.getLogger(__name__)
 #: Longer messages are answered from their beginning; the reply says so.
 MAX_CHARS = 2000
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
-# "What is Zynteglo and how long is the infusion?": a second question joined by "and".
-_JOINED = re.compile(
-    r",?\s+(?=(?:and|also|plus)\s+(?:what|whats|how|hows|is|are|does|do|can|could|will|who|where|when|which|why)\b)",
-    re.IGNORECASE,
-)
-# A sentence that asks without a question mark: "also how long is the hospital stay".
-_OPENS_QUESTION = re.compile(
-    r"^\W*(?:and |also |plus |oh and )*"
-    r"(?:what|whats|how|hows|is|are|does|do|can|could|will|would|who|where|when|which|why)\b",
-    re.IGNORECASE,
-)
 _LETTER = re.compile(r"[^\W\d_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
@@ -100,6 +89,12 @@ class Assistant:
         self.composer = Composer(self.catalog, self.knowledge, self.matcher, self.renderer)
         self._languages = {lang: frozenset(words) for lang, words in self.catalog.scope.languages.items()}
         self._error_text = self.catalog.texts.error
+        words = "|".join(map(re.escape, self.catalog.scope.question_words))
+        joining = "|".join(map(re.escape, self.catalog.scope.joining_words))
+        # "What is Zynteglo and how long is the infusion?": a second question joined by "and".
+        self._joined = re.compile(rf",?\s+(?=(?:{joining})\s+(?:{words})\b)", re.IGNORECASE)
+        # A sentence that asks without a question mark: "also how long is the hospital stay".
+        self._opens_question = re.compile(rf"^\W*(?:(?:{joining}|oh and) )*(?:{words})\b", re.IGNORECASE)
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -243,7 +238,7 @@ class Assistant:
         joined: set[str] = set()
         if not long:
             # Both sides of "papzimeos who makes and is it one time?" are questions.
-            parts = [[p for p in _JOINED.split(s) if p.strip()] for s in sentences]
+            parts = [[p for p in self._joined.split(s) if p.strip()] for s in sentences]
             joined = {p for split in parts if len(split) > 1 for p in split}
             sentences = [p for split in parts for p in split]
         if len(sentences) < 2:
@@ -253,7 +248,9 @@ class Assistant:
             focus, others = questions[-1], questions[:-1]
         else:
             questions = [
-                s for s in sentences if s in joined or s.rstrip().endswith("?") or _OPENS_QUESTION.match(s)
+                s
+                for s in sentences
+                if s in joined or s.rstrip().endswith("?") or self._opens_question.match(s)
             ]
             if len(questions) < 2:
                 return None, []

@@ -180,6 +180,12 @@ class ScopeRules(DataModel):
         default=[], description="Words just before a condition that exclude it ('not blood cancer')."
     )
     when_words: list[str] = Field(default=[], description="Words that ask for a date ('when', 'what year').")
+    question_words: list[str] = Field(
+        default=["what", "how", "is"], description="Words a question opens with, question mark or not."
+    )
+    joining_words: list[str] = Field(
+        default=["and"], description="Words that join a second question to the first ('... and how long?')."
+    )
     age_words: list[str] = Field(
         default=[], description="Words of age: asked of a product's approval, they ask who can get it."
     )
