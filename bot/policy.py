@@ -32,8 +32,8 @@ class _Rule:
     spec: PolicyRule
     tests: tuple[tuple[bool, Callable[[Turn], bool]], ...]
     action: Callable[[Turn], None] | None
-    #: The intents under which the first condition can hold (None: any), so that a rule for
-    #: other intents is passed over without testing it.
+    #: The intents under which every ``is:``, ``needs:`` and ``missing:`` condition can hold
+    #: (None: any), so that a rule for other intents is passed over without testing it.
     intents: frozenset[str] | None = None
 
     def holds(self, turn: Turn) -> bool:
@@ -82,27 +82,43 @@ class Decider:
         # What each intent needs, read by most rules: looked up once, not through the catalog.
         self._needs = {name: spec.needs for name, spec in catalog.intents.items()}
         self.rules = [self._bind(rule) for rule in catalog.policy.rules]
+        # Per intent, the next rule from each position that can hold under it: most of the table
+        # is for other intents, and testing even one condition of each costs a tenth of a reply.
+        # An unknown intent is tried against every rule, so that it still fails as it did.
+        self._every = list(range(len(self.rules) + 1))
+        self._next = {intent: self._next_rules(intent) for intent in self._needs}
 
     # -- the engine --------------------------------------------------------------------------------
 
     def decide(self, turn: Turn) -> None:
         """Apply the rules in order; record the name of the rule that decided in ``turn.rule``."""
-        known = turn.intent in self._needs  # an unknown intent still fails as it did, in a test
-        for rule in self.rules:
-            if rule.intents is not None and known and turn.intent not in rule.intents:
-                continue
-            if not rule.holds(turn):
-                continue
-            spec = rule.spec
-            if spec.intent is not None:
-                turn.intent = spec.intent
-            if spec.reason is not None:
-                turn.reason = spec.reason.value
-            if rule.action is not None:
-                rule.action(turn)
-            turn.rule = spec.name
-            if not spec.go_on:
-                return
+        following = self._next.get(turn.intent, self._every)
+        at, end = following[0], len(self.rules)
+        while at < end:
+            rule = self.rules[at]
+            if rule.holds(turn):
+                spec = rule.spec
+                if spec.intent is not None:
+                    turn.intent = spec.intent
+                if spec.reason is not None:
+                    turn.reason = spec.reason.value
+                if rule.action is not None:
+                    rule.action(turn)
+                turn.rule = spec.name
+                if not spec.go_on:
+                    return
+                # An action may have changed the intent: the rules after this one are its own.
+                following = self._next.get(turn.intent, self._every)
+            at = following[at + 1]
+
+    def _next_rules(self, intent: str) -> list[int]:
+        """For each position in the table, the first rule from there on that can hold under
+        ``intent`` (the table's length when none can)."""
+        following = [len(self.rules)] * (len(self.rules) + 1)
+        for at in range(len(self.rules) - 1, -1, -1):
+            intents = self.rules[at].intents
+            following[at] = at if intents is None or intent in intents else following[at + 1]
+        return following
 
     def _bind(self, rule: PolicyRule) -> _Rule:
         tests = []
@@ -115,10 +131,16 @@ class Decider:
             action = getattr(self, f"do_{rule.do}", None)
             if action is None:
                 raise DataError([f"{_FILE}: rules.{rule.name}.do: no step named {rule.do!r}"])
-        return _Rule(rule, tuple(tests), action, self._first_intents(rule.when[0] if rule.when else ""))
+        intents = None
+        for condition in rule.when:
+            allowed = self._intents_of(condition)
+            if allowed is not None:
+                intents = allowed if intents is None else intents & allowed
+        return _Rule(rule, tuple(tests), action, intents)
 
-    def _first_intents(self, condition: str) -> frozenset[str] | None:
-        """The intents under which an ``is:``, ``needs:`` or ``missing:`` condition can hold."""
+    def _intents_of(self, condition: str) -> frozenset[str] | None:
+        """The intents under which an ``is:``, ``needs:`` or ``missing:`` condition can hold
+        (None: any; a negated one rules out too few to count)."""
         kind, _, value = condition.partition(":")
         if kind == "is" and value in self.catalog.intents:
             return frozenset({value})
