@@ -325,13 +325,19 @@ class Renderer:
         what = _join([t.name for t in by_kind] + [t.name for t in techs])
         made = _join([self.words.source_words[s] for s in sorted(sources)])
         where = _join([g.name for g in groups] + [c.name for c in conditions])
-        label = _join([x for x in (what, made, where) if x]) or "cell and gene therapies"
+        label = _join([x for x in (what, made, where) if x]) or self.words.list_everything
+        # "tissue-engineered products" is already products: not "... products products".
+        kind = (
+            (what if what.endswith("products") else f"{what} products")
+            if what
+            else self.words.list_everything
+        )
         heading = " ".join(
             x
             for x in (
-                f"FDA-approved {what + ' products' if what else 'cell and gene therapies'}",
+                self.words.list_heading.format(what=kind),
                 made,
-                f"for {where}" if where else "",
+                self.words.list_heading_for.format(where=where) if where else "",
             )
             if x
         )

@@ -75,6 +75,10 @@ class Texts(DataModel):
     source_words: dict[CellSource, str]
     months: list[str] = Field(min_length=12, max_length=12)
     other_conditions: str
+    # A list's heading and what it is of: "FDA-approved {what} products for {where}".
+    list_heading: str = Field(pattern=r"\{what\}")
+    list_heading_for: str = Field(pattern=r"\{where\}")
+    list_everything: str = Field(min_length=1)
 
     @field_validator("kind_words", "source_words")
     @classmethod
