@@ -103,7 +103,18 @@ _OWNERS = (Product, Topic, Condition)
 
 def _is_sourced(obj: object) -> bool:
     """A Fact-like entry: a knowledge model whose ``sources`` is a list of source ids."""
-    return isinstance(obj, KnowledgeModel) and isinstance(getattr(obj, "sources", None), list)
+    # Settled by the model's type (a Fact's sources are always a list, a Product's a mapping):
+    # asked once per type, not on every attribute a template reads.
+    kind = type(obj)
+    sourced = _SOURCED.get(kind)
+    if sourced is None:
+        sourced = _SOURCED[kind] = isinstance(obj, KnowledgeModel) and isinstance(
+            getattr(obj, "sources", None), list
+        )
+    return sourced
+
+
+_SOURCED: dict[type, bool] = {}
 
 
 #: The plain types themselves, tested before isinstance: most values read are exactly one.
