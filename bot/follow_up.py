@@ -121,7 +121,8 @@ class Conversation:
             picked = [p for p in listed if p.id not in current]
         elif (turn.conditions or turn.groups) and (one or asks_which or set(words) & set(scope.list_words)):
             # "the hemophilia B one", "which of those is for prostate?": the listed products for it.
-            picked = [p for p in listed if self._treated(turn) & set(p.conditions)]
+            treated = self.knowledge.conditions_meant(turn.conditions, turn.groups)
+            picked = [p for p in listed if treated & set(p.conditions)]
         elif described:
             # "the one from BMS", "the newer one", "the CRISPR one".
             picked = described
@@ -173,11 +174,6 @@ class Conversation:
             spec = self.catalog.spec(turn.intent)
             turn.aspect = spec.aspect if turn.intent != "product_compare" else None
             turn.intent = "product_compare"
-
-    def _treated(self, turn: Turn) -> set[str]:
-        """The conditions a message names, those under the groups it names included."""
-        under = {c.id for g in turn.groups for c in self.knowledge.conditions_under(g)}
-        return set(turn.conditions) | under
 
     def _described(self, words: list[str], listed: list[Product]) -> list[Product]:
         """The listed products a follow-up describes: by maker, kind of technology or age."""

@@ -8,7 +8,7 @@ against them when it is loaded, and applies it to a :class:`~bot.turn.Turn`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.turn import PRONOUNS, Turn
@@ -185,7 +185,10 @@ class Decider:
 
     def class_of(self, turn: Turn) -> str | None:
         """The class of therapy a message asks about (a topic with members), if any."""
-        return next((t for t in turn.topics if self.kb.class_members(t)), None)
+        return self._class_in(turn.topics)
+
+    def _class_in(self, topics: Iterable[str]) -> str | None:
+        return next((t for t in topics if self.kb.class_members(t)), None)
 
     def described(self, turn: Turn) -> tuple[list[Product], str]:
         """The products a message describes without naming one, and what narrowed them last:
@@ -218,10 +221,10 @@ class Decider:
     ) -> tuple[tuple[Product, ...], str]:
         pool = self.kb.listed_products()
         how = ""
-        treated = set(conditions) | {c.id for g in groups for c in self.kb.conditions_under(g)}
+        treated = self.kb.conditions_meant(conditions, groups)
         if treated:
             pool, how = [p for p in pool if treated & set(p.conditions)], "condition"
-        cls = next((t for t in topics if self.kb.class_members(t)), None)
+        cls = self._class_in(topics)
         if cls is not None:
             members = {p.id for p in self.kb.class_members(cls)}
             pool, how = [p for p in pool if p.id in members], how or "class"
@@ -269,10 +272,15 @@ class Decider:
         return len(turn.normalized.split()) > self.catalog.scope.long_message_words
 
     def if_asks_when(self, turn: Turn) -> bool:
-        return bool(self._when_words & {w.strip("?.!,") for w in turn.normalized.split()})
+        return bool(self._when_words & self._typed(turn))
 
     def if_asks_about_age(self, turn: Turn) -> bool:
-        return bool(self._age_words & {w.strip("?.!,") for w in turn.normalized.split()})
+        return bool(self._age_words & self._typed(turn))
+
+    @staticmethod
+    def _typed(turn: Turn) -> set[str]:
+        """The message's words as typed, without their punctuation."""
+        return {w.strip("?.!,") for w in turn.normalized.split()}
 
     def if_only_a_condition(self, turn: Turn) -> bool:
         """The message is a condition or a group of them and nothing else ("lymphoma?")."""
@@ -446,12 +454,12 @@ class Decider:
         """The one product described is the one asked about; several described are asked back."""
         pool, _ = self.described(turn)
         if len(pool) == 1:
-            turn.products, turn.conditions, turn.groups = [pool[0].id], [], []
-            turn.topics = [t for t in turn.topics if not self.kb.class_members(t)]
+            self.do_take_all_described(turn)
         else:
             turn.reason, turn.choices = "which_listed", [p.id for p in pool]
 
     def do_take_all_described(self, turn: Turn) -> None:
+        """The products described take the place of what described them (condition, class)."""
         pool, _ = self.described(turn)
         turn.products, turn.conditions, turn.groups = [p.id for p in pool], [], []
         turn.topics = [t for t in turn.topics if not self.kb.class_members(t)]

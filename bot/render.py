@@ -330,7 +330,7 @@ class Renderer:
         sources = {s for t in topics if t.members is not None for s in t.members.cell_sources}
         if sources:
             items = [p for p in items if p.cell_source in sources]
-        wanted = {c.id for g in groups for c in self.kb.conditions_under(g.id)} | {c.id for c in conditions}
+        wanted = self.kb.conditions_meant([c.id for c in conditions], [g.id for g in groups])
         if groups or conditions:
             items = [p for p in items if wanted & set(p.conditions)]
         what = _join([t.name for t in by_kind] + [t.name for t in techs])

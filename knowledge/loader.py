@@ -176,6 +176,10 @@ class KnowledgeBase:
         """Every condition in a group or in any group below it, however deep."""
         return [c for c in self.conditions.values() if group_id in self.group_ancestors(c.group)]
 
+    def conditions_meant(self, conditions: Iterable[str], groups: Iterable[str]) -> set[str]:
+        """The ids of the conditions named and of every condition under the groups named."""
+        return set(conditions) | {c.id for g in groups for c in self.conditions_under(g)}
+
     def products_under(self, group_id: str) -> list[Product]:
         """Listed products that treat any condition under a group, by brand."""
         wanted = {c.id for c in self.conditions_under(group_id)}
@@ -286,15 +290,13 @@ class KnowledgeBase:
         return {w for name in names for w in re.findall(r"[a-z]{3,}", name.lower())}
 
     @functools.cached_property
-    def _marks(self) -> dict[str, set[str]]:
-        return {p.id: self._marks_of(p.id) for p in self.listed_products()}
-
-    def _marks_of(self, product_id: str) -> set[str]:
-        return self.descriptors(product_id) | self.condition_words(product_id)
-
-    @functools.cached_property
     def _mark_counts(self) -> Counter[str]:
-        return Counter(w for marks in self._marks.values() for w in marks)
+        """How many listed products carry each word of maker, technology or use."""
+        return Counter(
+            w
+            for p in self.listed_products()
+            for w in self.maker_words(p.id) | self.technology_words(p.id) | self.condition_words(p.id)
+        )
 
     def described(
         self,
@@ -312,15 +314,12 @@ class KnowledgeBase:
         only as a maker's name ("Vertex", "Kite"), never as a technology's ("DNA", "change").
         Empty when no word counts.
         """
-        if uses and not ordinary:
-            marks = {p.id: self._marks.get(p.id) or self._marks_of(p.id) for p in pool}
-        else:
-            marks = {
-                p.id: set(self.maker_words(p.id))
-                | (self.technology_words(p.id) - ordinary)
-                | (self.condition_words(p.id) if uses else set())
-                for p in pool
-            }
+        marks = {
+            p.id: set(self.maker_words(p.id))
+            | (self.technology_words(p.id) - ordinary)
+            | (self.condition_words(p.id) if uses else set())
+            for p in pool
+        }
         shared = set.intersection(*marks.values()) if marks else set()
         telling = {w for w in words if most is None or self._mark_counts[w] <= most} - shared
         scores = {pid: len(telling & found) for pid, found in marks.items()}
