@@ -7,6 +7,7 @@ class aspect, so that a new product, class or condition is covered without a new
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -383,18 +384,24 @@ def _questions_for(assistant: Assistant) -> list[tuple[str, str]]:
     return sorted((n, s.question) for n, s in assistant.catalog.intents.items() if s.question)
 
 
-@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
-def test_understanding_two_questions_answer_the_first_and_offer_the_second(
-    assistant: Assistant, product_id: str
-) -> None:
+def _two_questions(assistant: Assistant, product_id: str, offset: int) -> tuple[str, list[str]]:
+    """Two catalog questions asked of a product, taken in turn for each product from ``offset``:
+    the intent of the first, and both as asked."""
     questions = _questions_for(assistant)
-    index = sorted(p.id for p in KB.listed_products()).index(product_id)
+    index = sorted(p.id for p in KB.listed_products()).index(product_id) + offset
     (first_intent, first), (_, second) = (
         questions[index % len(questions)],
         questions[(index + 1) % len(questions)],
     )
     product = KB.products[product_id]
-    asked = [assistant.renderer.render_string(q, p=product) for q in (first, second)]
+    return first_intent, [assistant.renderer.render_string(q, p=product) for q in (first, second)]
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in KB.listed_products()))
+def test_understanding_two_questions_answer_the_first_and_offer_the_second(
+    assistant: Assistant, product_id: str
+) -> None:
+    first_intent, asked = _two_questions(assistant, product_id, 0)
     single = assistant.reply(asked[0])
     if single.intent != first_intent:
         pytest.xfail(f"the first question alone is read as {single.intent}")  # measured by eval
@@ -466,15 +473,20 @@ def _own_condition(product_id: str, among: list) -> str | None:
     return next((c for c in KB.products[product_id].conditions if c not in others), None)
 
 
+def _pick_by_condition(shown: list) -> tuple[Any, str]:
+    """The first listed product with a condition of its own, and that condition (else skip)."""
+    picks = [(p, c) for p in shown if (c := _own_condition(p.id, shown))]
+    if not picks:
+        pytest.skip("every condition here is treated by several listed products")
+    return picks[0]
+
+
 @pytest.mark.parametrize("group_id", LISTS)
 def test_understanding_which_of_those_is_for_a_condition_picks_it_from_the_list(
     assistant: Assistant, group_id: str
 ) -> None:
     shown = _shown(group_id, f"for:{group_id}", assistant)
-    picks = [(p, c) for p in shown if (c := _own_condition(p.id, shown))]
-    if not picks:
-        pytest.skip("every condition here is treated by several listed products")
-    product, condition = picks[0]
+    product, condition = _pick_by_condition(shown)
     reply = assistant.reply(
         f"which of those is for {KB.conditions[condition].name}?", session=f"for:{group_id}"
     )
@@ -627,14 +639,8 @@ def test_understanding_two_questions_joined_by_and_answer_the_first(
     assistant: Assistant, product_id: str
 ) -> None:
     # "What is Zynteglo and how long is the infusion?": one sentence, two questions.
-    questions = _questions_for(assistant)
-    index = sorted(p.id for p in KB.listed_products()).index(product_id)
-    (first_intent, first), (_, second) = (
-        questions[(index + 2) % len(questions)],
-        questions[(index + 3) % len(questions)],
-    )
-    product = KB.products[product_id]
-    asked = [assistant.renderer.render_string(q, p=product).rstrip("?") for q in (first, second)]
+    first_intent, asked = _two_questions(assistant, product_id, 2)
+    asked = [q.rstrip("?") for q in asked]
     if assistant.reply(asked[0]).intent != first_intent:
         pytest.xfail("the first question alone is read otherwise")  # measured by eval
     reply = assistant.reply(f"{asked[0]} and {asked[1][0].lower()}{asked[1][1:]}?")
@@ -717,10 +723,7 @@ def test_understanding_an_umbrella_condition_alone_asks_what_treats_it(
 @pytest.mark.parametrize("group_id", LISTS)
 def test_understanding_the_condition_one_how_much_is_its_price(assistant: Assistant, group_id: str) -> None:
     shown = _shown(group_id, f"use-cost:{group_id}", assistant)
-    picks = [(p, c) for p in shown if (c := _own_condition(p.id, shown))]
-    if not picks:
-        pytest.skip("every condition here is treated by several listed products")
-    product, condition = picks[0]
+    product, condition = _pick_by_condition(shown)
     reply = assistant.reply(
         f"the {KB.conditions[condition].name} one, how much?", session=f"use-cost:{group_id}"
     )
