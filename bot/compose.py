@@ -115,9 +115,7 @@ class Composer:
             return list(self.renderer.select_products(context["topics"], context["groups"], []).items)
         if turn.intent == "whats_new":
             # In the order a person reads them: the newest of a class first, then each change.
-            text = context["text"]
-            shown = [(text.find(p.brand), p) for p in self.knowledge.listed_products() if p.brand in text]
-            return [p for _, p in sorted(shown, key=lambda row: row[0])]
+            return self.knowledge.named_in(context["text"], self.knowledge.listed_products())
         return []
 
     def _reported_confidence(self, turn: Turn) -> float:

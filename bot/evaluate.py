@@ -161,7 +161,6 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
     predicted_counts: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     confusions: Counter[tuple[str, str]] = Counter()
-    brands = [(p.brand, p.id) for p in assistant.knowledge.products.values()]
     shown: dict[str | None, list[str]] = {}
     for case in cases:
         session = f"{tag}:{case.session}" if case.session else None
@@ -169,7 +168,8 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
             listed = shown.get(session, [])
             case = replace(case, products=tuple(listed[case.ordinal - 1 : case.ordinal]))
         reply = assistant.reply(case.text, session=session)
-        listed = _products_shown(reply.text, brands)
+        kb = assistant.knowledge
+        listed = [p.id for p in kb.named_in(reply.text, kb.products.values())]
         if len(listed) >= 2:
             # "The second one" counts in the last list shown, not in the answer about one of them.
             shown[session] = listed
@@ -219,12 +219,6 @@ def evaluate(assistant: Assistant, cases: list[Case], tag: str = "eval") -> Repo
 
 #: Answers that admit a gap or ask back: honest, but they leave the question unanswered.
 _UNANSWERED = ("I don't have reliable information", "Which therapy do you mean?")
-
-
-def _products_shown(text: str, brands: list[tuple[str, str]]) -> list[str]:
-    """Product ids in the order a person reads their names in an answer."""
-    found = sorted((at, pid) for brand, pid in brands if (at := text.find(brand)) >= 0)
-    return [pid for _, pid in found]
 
 
 def _content_problem(case: Case, text: str, urgent: bool) -> str:

@@ -176,6 +176,11 @@ class KnowledgeBase:
         """Every condition in a group or in any group below it, however deep."""
         return [c for c in self.conditions.values() if group_id in self.group_ancestors(c.group)]
 
+    def named_in(self, text: str, pool: Iterable[Product]) -> list[Product]:
+        """The products of ``pool`` whose names a text shows, in the order a person reads them."""
+        found = sorted((at, p.id, p) for p in pool if (at := text.find(p.brand)) >= 0)
+        return [p for _, _, p in found]
+
     def conditions_meant(self, conditions: Iterable[str], groups: Iterable[str]) -> set[str]:
         """The ids of the conditions named and of every condition under the groups named."""
         return set(conditions) | {c.id for g in groups for c in self.conditions_under(g)}
