@@ -7,6 +7,7 @@ message may refer to.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from bot.policy import Decider
@@ -114,7 +115,11 @@ class Conversation:
             # The products talked about one after the other are no list to count in, but "which
             # one", "both" or "the newer one" can still mean them.
             return
-        if position is not None and -len(listed) <= position <= len(listed) and position != 0:
+        several = self._several(words, position)
+        if several and len(listed) >= 2:
+            # "the first two", "the last 3": that many from that end of the list.
+            picked = listed[:several] if position == 1 else listed[-several:]
+        elif position is not None and -len(listed) <= position <= len(listed) and position != 0:
             picked = [listed[position - 1 if position > 0 else position]]
         elif set(words) & set(scope.other_words) and current and current < {p.id for p in listed}:
             # "the other one": the listed products not talked about just now.
@@ -141,7 +146,13 @@ class Conversation:
         turn.conditions, turn.groups = [], []
         # Read the question again with the picked products in place of "the second one" (and of
         # the condition that picked them: "the hemophilia A one, how much?").
-        refer = set(scope.ordinals) | set(scope.list_words) | set(scope.other_words) | {"one", "the"}
+        refer = (
+            set(scope.ordinals)
+            | set(scope.counts)
+            | set(scope.list_words)
+            | set(scope.other_words)
+            | {"one", "the"}
+        )
         refer |= {"xconditionx", "xgroupx"} if picked_by_use else set()
         masked = " ".join(
             "xproductx" if w.strip("?.!,") in refer or w.strip("?.!,").isdigit() else w
@@ -174,6 +185,20 @@ class Conversation:
             spec = self.catalog.spec(turn.intent)
             turn.aspect = spec.aspect if turn.intent != "product_compare" else None
             turn.intent = "product_compare"
+
+    def _several(self, words: list[str], position: int | None) -> int | None:
+        """How many "the first two" or "the last 3" picks, or None for one item or no count."""
+        if position not in (1, -1):
+            return None
+        counts = self.catalog.scope.counts
+        return next(
+            (
+                counts[after]
+                for word, after in itertools.pairwise(words)
+                if word in self.catalog.scope.ordinals and after in counts
+            ),
+            None,
+        )
 
     def _described(self, words: list[str], listed: list[Product]) -> list[Product]:
         """The listed products a follow-up describes: by maker, kind of technology or age."""

@@ -167,6 +167,9 @@ class ScopeRules(DataModel):
     follow_up_max_words: int = 6
     long_message_words: int = Field(default=40, description="Longer messages are read from their question.")
     ordinals: dict[str, int] = Field(default={}, description="Words that pick an item of a list (last = -1).")
+    counts: dict[str, int] = Field(
+        default={}, description="Numbers after 'first' or 'last' that pick several ('the first two')."
+    )
     list_words: list[str] = Field(default=[], description="Words that refer to every item just listed.")
     other_words: list[str] = Field(
         default=[], description="Words that pick the listed items not just talked about."

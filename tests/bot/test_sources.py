@@ -36,3 +36,13 @@ def test_sources_every_suggestion_of_every_product_answer_is_answered() -> None:
 
     problems = answer_problems()
     assert not problems, "\n".join(f"{p.where}: {p.message}" for p in problems[:20])
+
+
+@pytest.mark.parametrize("product_id", sorted(p.id for p in load_knowledge().listed_products())[:8])
+def test_sources_where_do_these_facts_come_from_after_an_answer(
+    assistant: Assistant, product_id: str
+) -> None:
+    session = f"facts-from:{product_id}"
+    assistant.reply(f"how is {load_knowledge().products[product_id].brand} given?", session=session)
+    reply = assistant.reply("where do these facts come from", session=session)
+    assert reply.intent == "sources", reply.text

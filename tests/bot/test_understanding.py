@@ -728,3 +728,16 @@ def test_understanding_the_condition_one_how_much_is_its_price(assistant: Assist
         f"the {KB.conditions[condition].name} one, how much?", session=f"use-cost:{group_id}"
     )
     assert reply.intent == "product_cost" and reply.products == [product.id], reply.text
+
+
+@pytest.mark.parametrize("group_id", [g for g in GROUPS if len(KB.products_under(g)) >= 3])
+def test_understanding_the_first_two_and_the_last_two_pick_that_many(
+    assistant: Assistant, group_id: str
+) -> None:
+    session = f"count:{group_id}"
+    shown = _shown(group_id, session, assistant)
+    first = assistant.reply("what's the difference between the first two?", session=session)
+    assert first.products == [p.id for p in shown[:2]], first.text
+    _shown(group_id, session, assistant)
+    last = assistant.reply("how much are the last two?", session=session)
+    assert last.intent == "product_cost" and last.products == [p.id for p in shown[-2:]], last.text
