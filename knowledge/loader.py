@@ -402,6 +402,7 @@ class KnowledgeBase:
         facts: list[tuple[str, Any]] = [(n, getattr(product, n)) for n in FACT_FIELDS]
         facts += [(f"approvals.{i}", a) for i, a in enumerate(product.approvals)]
         facts.append(("maker", product.maker))
+        facts.append(("ages", product.ages))
         if product.maker is not None:
             facts += [(f"maker.history.{i}", c) for i, c in enumerate(product.maker.history)]
         return [(name, fact) for name, fact in facts if fact is not None]

@@ -157,6 +157,30 @@ class MakerChange(KnowledgeModel):
     sources: list[str] = Field(min_length=1)
 
 
+class Ages(KnowledgeModel):
+    """The ages in years the approved uses cover, all uses together: from ``youngest`` up to, not
+    including, ``below``. Left out, a bound is not set by the label ("adults" is youngest 18; "up
+    to 25 years old" is below 26; "younger than 2" is below 2). A product whose label sets no age
+    leaves the whole field out.
+    """
+
+    youngest: float | None = Field(default=None, ge=0)
+    below: float | None = Field(default=None, gt=0)
+    sources: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Ages:
+        if self.youngest is not None and self.below is not None and self.youngest >= self.below:
+            raise ValueError("'youngest' must be below 'below'")
+        return self
+
+    def overlaps(self, youngest: float, below: float | None) -> bool:
+        """Whether anyone aged from ``youngest`` to ``below`` (None: any older) may get it."""
+        return (self.below is None or youngest < self.below) and (
+            below is None or (self.youngest or 0) < below
+        )
+
+
 class Maker(KnowledgeModel):
     """The company that makes a product today, and the dated changes that led to it, oldest first."""
 
@@ -183,6 +207,7 @@ class Product(KnowledgeModel):
     cell_source: CellSource
     technologies: list[str] = Field(default=[], description="Topic ids, e.g. car-t, aav-vector.")
     conditions: list[str] = Field(default=[], description="Condition ids this product treats.")
+    ages: Ages | None = None
     family: str | None = Field(default=None, description="Id of a family product to inherit facts from.")
     status: Status = "marketed"
     first_approval: DateText | None = None
